@@ -1,0 +1,98 @@
+//! Errors of the HTTP layer: authentication, request shape, and the domain's own errors passed
+//! through. Each maps to one [`ErrorCode`] (code + HTTP status).
+
+use axum::response::{IntoResponse, Response};
+use trainyard_core::{CoreError, ErrorCode};
+
+use crate::signature::SignatureError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    #[error(
+        "specified time stamp or date value is expired: {header} is {skew_seconds} s away from the server time (the limit is {limit_seconds} s)"
+    )]
+    TimeStampExpired { header: &'static str, skew_seconds: i64, limit_seconds: i64 },
+    #[error("the {header} header \"{value}\" is not a valid time ({expected})")]
+    TimeStampFormat { header: &'static str, value: String, expected: &'static str },
+    #[error("specified signature nonce was used already")]
+    SignatureNonceUsed,
+    #[error("the signature nonce must be 1 to {max} visible ASCII characters")]
+    SignatureNonceInvalid { max: usize },
+    #[error("x-acs-version \"{0}\" is not supported; use 2017-12-25")]
+    InvalidVersion(String),
+    #[error("x-acs-action \"{sent}\" does not match the operation {expected} of this path")]
+    InvalidAction { sent: String, expected: &'static str },
+    #[error("the request body is larger than {limit_bytes} bytes")]
+    BodyTooLarge { limit_bytes: usize },
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    #[error("no operation is served at {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Core(error) => error.code(),
+            ApiError::Signature(error) => match error {
+                SignatureError::MissingAuthorization
+                | SignatureError::MalformedAuthorization(_)
+                | SignatureError::RequiredHeaderNotSigned(_)
+                | SignatureError::SignedHeaderMissing(_)
+                | SignatureError::RequiredHeaderMissing(_) => ErrorCode::IncompleteSignature,
+                SignatureError::DuplicateQueryParameter(_) => ErrorCode::InvalidParameter,
+                SignatureError::UnknownAccessKey(_) => ErrorCode::InvalidAccessKeyIdNotFound,
+                SignatureError::ContentSha256Mismatch | SignatureError::Mismatch => ErrorCode::SignatureDoesNotMatch,
+            },
+            ApiError::TimeStampExpired { .. } => ErrorCode::InvalidTimeStampExpired,
+            ApiError::TimeStampFormat { .. } => ErrorCode::InvalidTimeStampFormat,
+            ApiError::SignatureNonceUsed => ErrorCode::SignatureNonceUsed,
+            ApiError::SignatureNonceInvalid { .. } => ErrorCode::IncompleteSignature,
+            ApiError::InvalidVersion(_) => ErrorCode::InvalidVersion,
+            ApiError::InvalidAction { .. } => ErrorCode::InvalidAction,
+            ApiError::BodyTooLarge { .. } => ErrorCode::RequestBodyTooLarge,
+            ApiError::BodyUnreadable(_) => ErrorCode::InvalidParameter,
+            ApiError::RouteNotFound { .. } => ErrorCode::RouteNotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+        }
+    }
+
+    /// Shorthand for a refused field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Core(CoreError::invalid(field, reason))
+    }
+
+    /// The message sent to the caller. Storage failures keep their detail in the server log.
+    pub fn message(&self) -> String {
+        let text = self.to_string();
+        let mut characters = text.chars();
+        match characters.next() {
+            Some(first) => first.to_uppercase().chain(characters).collect(),
+            None => text,
+        }
+    }
+}
+
+/// The error as it travels from a handler to the envelope writer (a response extension).
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let status = http::StatusCode::from_u16(code.http_status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = status.into_response();
+        response.extensions_mut().insert(ErrorReply { code, message: self.message() });
+        response
+    }
+}

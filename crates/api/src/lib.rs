@@ -1,0 +1,109 @@
+//! The HTTP face of Trainyard: the OpenSearch 2017-12-25 routes, the response envelope, request
+//! signatures and error codes.
+//!
+//! # What lives here
+//! - [`router`]: the axum router — one route per [`operation::Operation`], each
+//!   authenticated by [`auth::authenticate`] and wrapped by [`envelope::write_envelope`].
+//! - [`signature`]: ACS3-HMAC-SHA256 and legacy HMAC-SHA1 verification (pure functions).
+//! - [`handlers`]: one handler per operation — decode a [`call::Call`], call the domain
+//!   service, encode a [`envelope::Reply`]. No business rule lives in a handler.
+//! - [`wire`]: request bodies and response shapes, with the SDK's exact casing.
+//! - [`error::ApiError`]: transport errors and the domain's, each with its wire code.
+//!
+//! # What must not
+//! No SQL and no domain rules: those belong to `trainyard-store` and `trainyard-core`. This is
+//! the only crate that knows HTTP and JSON.
+
+pub mod auth;
+pub mod call;
+pub mod credentials;
+pub mod envelope;
+pub mod error;
+pub mod handlers;
+pub mod operation;
+pub mod signature;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{MethodRouter, delete, get, post, put};
+use trainyard_core::service::Service;
+
+use crate::credentials::Credentials;
+use crate::error::ApiError;
+use crate::operation::Operation;
+
+/// Limits and windows of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Requests with a larger body are refused with 413.
+    pub max_body_bytes: usize,
+    /// A signed date further than this from the server clock is refused.
+    pub max_clock_skew_seconds: i64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig { max_body_bytes: 2 * 1024 * 1024, max_clock_skew_seconds: 15 * 60 }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    pub credentials: Arc<Credentials>,
+    pub config: ApiConfig,
+}
+
+fn handler_of(operation: Operation) -> MethodRouter<AppState> {
+    use crate::handlers::{app_groups, default_instance, instances, resources, tasks, versions};
+    match operation {
+        Operation::CreateFunctionInstance => post(instances::create_function_instance),
+        Operation::GetFunctionInstance => get(instances::get_function_instance),
+        Operation::ListFunctionInstances => get(instances::list_function_instances),
+        Operation::UpdateFunctionInstance => put(instances::update_function_instance),
+        Operation::DeleteFunctionInstance => delete(instances::delete_function_instance),
+        Operation::CreateFunctionTask => post(tasks::create_function_task),
+        Operation::GetFunctionTask => get(tasks::get_function_task),
+        Operation::ListFunctionTasks => get(tasks::list_function_tasks),
+        Operation::DeleteFunctionTask => delete(tasks::delete_function_task),
+        Operation::CreateFunctionResource => post(resources::create_function_resource),
+        Operation::GetFunctionResource => get(resources::get_function_resource),
+        Operation::ListFunctionResources => get(resources::list_function_resources),
+        Operation::UpdateFunctionResource => put(resources::update_function_resource),
+        Operation::DeleteFunctionResource => delete(resources::delete_function_resource),
+        Operation::GetFunctionCurrentVersion => get(versions::get_function_current_version),
+        Operation::GetFunctionVersion => get(versions::get_function_version),
+        Operation::GetFunctionDefaultInstance => get(default_instance::get_function_default_instance),
+        Operation::UpdateFunctionDefaultInstance => put(default_instance::update_function_default_instance),
+        Operation::CreateAppGroup => post(app_groups::create_app_group),
+        Operation::ListAppGroups => get(app_groups::list_app_groups),
+        Operation::DescribeAppGroup => get(app_groups::describe_app_group),
+        Operation::ModifyAppGroup => put(app_groups::modify_app_group),
+        Operation::RemoveAppGroup => delete(app_groups::remove_app_group),
+    }
+}
+
+/// The router serving every operation.
+pub fn router(state: AppState) -> Router {
+    let mut routes: Router<AppState> = Router::new();
+    for operation in Operation::ALL {
+        routes = routes.route(operation.path(), handler_of(*operation));
+    }
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(envelope::write_envelope))
+        .with_state(state)
+}
+
+async fn route_not_found(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::RouteNotFound { method: method.to_string(), path: trainyard_core::names::printable(uri.path()) }
+}
+
+async fn method_not_allowed(method: http::Method) -> ApiError {
+    ApiError::MethodNotAllowed { method: method.to_string() }
+}

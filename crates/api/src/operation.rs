@@ -1,0 +1,170 @@
+//! The operations Trainyard answers, each with its upstream name, route, RAM action, the query
+//! parameters it accepts and the shape of its envelope — the one table the router, the
+//! authentication middleware and the envelope writer all read.
+
+use http::Method;
+
+/// How an operation's response envelope is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeStyle {
+    /// `RequestId, Status, HttpCode, Code, Message, Latency` with an integer `Latency` (the
+    /// Function operations; the SDK reads PascalCase only).
+    PascalIntegerLatency,
+    /// The same with a float `Latency` (the five resource operations, typed float64 upstream).
+    PascalFloatLatency,
+    /// `requestId, status, httpCode, code, message, latency, result, totalCount` (the app-group
+    /// operations, whose SDK models read camelCase).
+    Camel,
+}
+
+macro_rules! operations {
+    ($($variant:ident => ($method:ident, $path:literal, $action:literal, $style:ident, [$($query:literal),*]),)*) => {
+        /// Every operation.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($variant,)*
+        }
+
+        impl Operation {
+            pub const ALL: &'static [Operation] = &[$(Operation::$variant,)*];
+
+            /// The upstream operation name (`x-acs-action`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => stringify!($variant),)*
+                }
+            }
+
+            pub fn method(self) -> Method {
+                match self {
+                    $(Operation::$variant => Method::$method,)*
+                }
+            }
+
+            /// The route, in axum's `{param}` syntax.
+            pub fn path(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $path,)*
+                }
+            }
+
+            /// The RAM action authorizing the operation.
+            pub fn ram_action(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $action,)*
+                }
+            }
+
+            pub fn envelope_style(self) -> EnvelopeStyle {
+                match self {
+                    $(Operation::$variant => EnvelopeStyle::$style,)*
+                }
+            }
+
+            /// The query parameters the operation accepts; any other is refused.
+            pub fn query_parameters(self) -> &'static [&'static str] {
+                match self {
+                    $(Operation::$variant => &[$($query),*],)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    CreateFunctionInstance => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    GetFunctionInstance => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}", "opensearch:DescribeFunction", PascalIntegerLatency, ["output"]),
+    ListFunctionInstances => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances", "opensearch:DescribeFunction", PascalIntegerLatency, ["functionType", "modelType", "output", "pageNumber", "pageSize", "source"]),
+    UpdateFunctionInstance => (PUT, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    DeleteFunctionInstance => (DELETE, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    CreateFunctionTask => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    GetFunctionTask => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks/{generation}", "opensearch:DescribeFunction", PascalIntegerLatency, []),
+    ListFunctionTasks => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks", "opensearch:DescribeFunction", PascalIntegerLatency, ["endTime", "pageNumber", "pageSize", "startTime", "status"]),
+    DeleteFunctionTask => (DELETE, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks/{generation}", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    CreateFunctionResource => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources", "opensearch:WriteFunction", PascalFloatLatency, []),
+    GetFunctionResource => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources/{resourceName}", "opensearch:DescribeFunction", PascalFloatLatency, ["output"]),
+    ListFunctionResources => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources", "opensearch:DescribeFunction", PascalFloatLatency, ["output", "pageNumber", "pageSize", "resourceType"]),
+    UpdateFunctionResource => (PUT, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources/{resourceName}", "opensearch:WriteFunction", PascalFloatLatency, []),
+    DeleteFunctionResource => (DELETE, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources/{resourceName}", "opensearch:WriteFunction", PascalFloatLatency, []),
+    GetFunctionCurrentVersion => (GET, "/v4/openapi/functions/{functionName}/current-version", "opensearch:DescribeFunction", PascalIntegerLatency, ["category", "domain", "functionType", "modelType"]),
+    GetFunctionVersion => (GET, "/v4/openapi/functions/{functionName}/versions/{versionId}", "opensearch:DescribeFunction", PascalIntegerLatency, []),
+    GetFunctionDefaultInstance => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/default-instance", "opensearch:DescribeFunction", PascalIntegerLatency, []),
+    UpdateFunctionDefaultInstance => (PUT, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/default-instance", "opensearch:WriteFunction", PascalIntegerLatency, []),
+    CreateAppGroup => (POST, "/v4/openapi/app-groups", "opensearch:CreateAppGroup", Camel, []),
+    ListAppGroups => (GET, "/v4/openapi/app-groups", "opensearch:ListAppGroup", Camel, ["instanceId", "name", "pageNumber", "pageSize", "resourceGroupId", "sortBy", "tags", "type"]),
+    DescribeAppGroup => (GET, "/v4/openapi/app-groups/{appGroupIdentity}", "opensearch:DescribeAppGroup", Camel, []),
+    ModifyAppGroup => (PUT, "/v4/openapi/app-groups/{appGroupIdentity}", "opensearch:ModifyAppGroup", Camel, ["dryRun"]),
+    RemoveAppGroup => (DELETE, "/v4/openapi/app-groups/{appGroupIdentity}", "opensearch:DeleteAppGroup", Camel, []),
+}
+
+impl Operation {
+    /// The operation served at (method, route template), if any.
+    pub fn from_route(method: &Method, route: &str) -> Option<Operation> {
+        Operation::ALL.iter().copied().find(|operation| operation.method() == method && operation.path() == route)
+    }
+
+    /// True for operations that read no request body (the SDK sends none, or `{}` at most).
+    pub fn takes_body(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateFunctionInstance
+                | Operation::UpdateFunctionInstance
+                | Operation::CreateFunctionResource
+                | Operation::UpdateFunctionResource
+                | Operation::UpdateFunctionDefaultInstance
+                | Operation::CreateAppGroup
+                | Operation::ModifyAppGroup
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_unique_per_method() {
+        for (index, operation) in Operation::ALL.iter().enumerate() {
+            for other in &Operation::ALL[index + 1..] {
+                assert!(
+                    !(operation.method() == other.method() && operation.path() == other.path()),
+                    "{operation:?} and {other:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_eighteen_function_operations_use_the_two_function_actions() {
+        let function_operations: Vec<_> =
+            Operation::ALL.iter().filter(|operation| operation.envelope_style() != EnvelopeStyle::Camel).collect();
+        assert_eq!(function_operations.len(), 18);
+        for operation in function_operations {
+            assert!(
+                matches!(operation.ram_action(), "opensearch:WriteFunction" | "opensearch:DescribeFunction"),
+                "{operation:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_matches_the_spec_inventory() {
+        let inventory: serde_json::Value = serde_json::from_str(include_str!("../tests/data/ops.json")).unwrap();
+        for entry in inventory["operations"].as_array().unwrap() {
+            let name = entry["name"].as_str().unwrap();
+            let operation = Operation::ALL
+                .iter()
+                .find(|operation| operation.name() == name)
+                .unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(operation.method().as_str(), entry["method"].as_str().unwrap(), "{name}");
+            assert_eq!(operation.path(), entry["path"].as_str().unwrap(), "{name}");
+            assert_eq!(operation.ram_action(), entry["action"].as_str().unwrap(), "{name}");
+            let mut expected_query: Vec<&str> =
+                entry["query"].as_array().unwrap().iter().map(|value| value.as_str().unwrap()).collect();
+            expected_query.sort_unstable();
+            let mut actual_query = operation.query_parameters().to_vec();
+            actual_query.sort_unstable();
+            assert_eq!(actual_query, expected_query, "{name}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `trainyard serve`: open the data dir and the metadata store, load the root key, serve the
+//! API until SIGTERM or Ctrl-C, then drain in-flight requests and close the store.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use trainyard_api::credentials::Credentials;
+use trainyard_api::{ApiConfig, AppState};
+use trainyard_core::clock::{Clock, SystemClock};
+use trainyard_core::service::Service;
+use trainyard_core::store::MetadataStore;
+use trainyard_store::SqlStore;
+
+use crate::config::ServeConfig;
+use crate::keys::{self, RootKeyOrigin};
+
+/// How often expired signature nonces are forgotten.
+const NONCE_JANITOR_PERIOD: Duration = Duration::from_secs(60);
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
+    let objects_dir = object_store_directory(&config)?;
+    let store = match &config.database_url {
+        Some(url) => SqlStore::connect(url).await,
+        None => SqlStore::open_sqlite_in(&config.data_dir).await,
+    }
+    .context("opening the metadata store")?;
+    let (root_key, origin) = keys::root_access_key(&config.data_dir)?;
+    let store_handle: Arc<SqlStore> = Arc::new(store);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let service = Service::new(store_handle.clone() as Arc<dyn MetadataStore>, clock.clone());
+    let state = AppState {
+        service,
+        credentials: Arc::new(Credentials::new([root_key.clone()])),
+        config: ApiConfig {
+            max_body_bytes: config.max_body_bytes,
+            max_clock_skew_seconds: config.max_clock_skew_seconds,
+        },
+    };
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+
+    // Machine-readable lines on stdout (tests and scripts read the address from here).
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "trainyard listening on http://{address}")?;
+    writeln!(stdout, "root AccessKey id: {}", root_key.access_key_id)?;
+    if let RootKeyOrigin::Generated = origin {
+        writeln!(
+            stdout,
+            "root AccessKey secret: {} (generated now, shown once; stored in {})",
+            keys::expose_secret(&root_key),
+            config.data_dir.join(keys::KEY_FILE_NAME).display()
+        )?;
+    }
+    writeln!(stdout, "objects: {}", objects_dir.display())?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let shutdown = CancellationToken::new();
+    let janitor = tokio::spawn(forget_expired_nonces(store_handle.clone(), clock, shutdown.clone()));
+    let shutdown_for_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received: draining in-flight requests");
+        shutdown_for_signal.cancel();
+    });
+    let app = trainyard_api::router(state);
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let serving = tokio::spawn(async move { graceful.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(grace, serving).await {
+        Ok(result) => result.context("server task")?.context("serving")?,
+        Err(_) => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period")
+        }
+    }
+    janitor.abort();
+    store_handle.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn forget_expired_nonces(store: Arc<SqlStore>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(NONCE_JANITOR_PERIOD);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match store.forget_expired_signature_nonces(clock.now_ms()).await {
+            Ok(forgotten) if forgotten > 0 => tracing::debug!(forgotten, "forgot expired signature nonces"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not forget expired signature nonces"),
+        }
+    }
+}
+
+/// One server per data dir: a second one would run a second writer (and, later, a second
+/// task runner) over the same files.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("trainyard.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!(
+                "another trainyard process is using the data dir {} (lock file {})",
+                data_dir.display(),
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(error)) => Err(error).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// The local directory behind `store_url` (created if missing). Data and model artifacts will
+/// live there; S3-compatible stores come with the data-ingest work and are refused until then.
+fn object_store_directory(config: &ServeConfig) -> anyhow::Result<PathBuf> {
+    let directory = match config.store_url.as_deref() {
+        None => config.data_dir.join("objects"),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => anyhow::bail!(
+                "store_url \"{url}\" is not supported: this build stores objects on the local file system only (file:///absolute/path)"
+            ),
+        },
+    };
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("creating the object store directory {}", directory.display()))?;
+    Ok(directory)
+}
