@@ -82,13 +82,16 @@ impl Call {
         }
     }
 
-    /// A query parameter as a boolean (`true` / `false`).
+    /// A query parameter as a boolean. Case-insensitive: the Python SDK sends `str(True)`, i.e.
+    /// `True` / `False`.
     pub fn query_boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        match self.query_text(name).as_deref() {
-            None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
-            Some(other) => Err(ApiError::invalid(name, format!("\"{}\" is not true or false", printable(other)))),
+        let Some(text) = self.query_text(name) else {
+            return Ok(None);
+        };
+        match text.to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(ApiError::invalid(name, format!("\"{}\" is not true or false", printable(&text)))),
         }
     }
 

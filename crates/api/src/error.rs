@@ -17,23 +17,23 @@ pub enum ApiError {
         "specified time stamp or date value is expired: {header} is {skew_seconds} s away from the server time (the limit is {limit_seconds} s)"
     )]
     TimeStampExpired { header: &'static str, skew_seconds: i64, limit_seconds: i64 },
-    #[error("the {header} header \"{value}\" is not a valid time ({expected})")]
+    #[error("The {header} header \"{value}\" is not a valid time ({expected}).")]
     TimeStampFormat { header: &'static str, value: String, expected: &'static str },
-    #[error("specified signature nonce was used already")]
+    #[error("Specified signature nonce was used already.")]
     SignatureNonceUsed,
-    #[error("the signature nonce must be 1 to {max} visible ASCII characters")]
+    #[error("The signature nonce must be 1 to {max} visible ASCII characters.")]
     SignatureNonceInvalid { max: usize },
-    #[error("x-acs-version \"{0}\" is not supported; use 2017-12-25")]
+    #[error("The x-acs-version \"{0}\" is not supported; use 2017-12-25.")]
     InvalidVersion(String),
-    #[error("x-acs-action \"{sent}\" does not match the operation {expected} of this path")]
+    #[error("The x-acs-action \"{sent}\" does not match the operation {expected} of this path.")]
     InvalidAction { sent: String, expected: &'static str },
-    #[error("the request body is larger than {limit_bytes} bytes")]
+    #[error("The request body is larger than {limit_bytes} bytes.")]
     BodyTooLarge { limit_bytes: usize },
-    #[error("the request body could not be read: {0}")]
+    #[error("The request body could not be read: {0}.")]
     BodyUnreadable(String),
-    #[error("no operation is served at {method} {path}")]
+    #[error("No operation is served at {method} {path}.")]
     RouteNotFound { method: String, path: String },
-    #[error("{method} is not allowed here")]
+    #[error("The method {method} is not allowed here.")]
     MethodNotAllowed { method: String },
 }
 
@@ -71,12 +71,7 @@ impl ApiError {
 
     /// The message sent to the caller. Storage failures keep their detail in the server log.
     pub fn message(&self) -> String {
-        let text = self.to_string();
-        let mut characters = text.chars();
-        match characters.next() {
-            Some(first) => first.to_uppercase().chain(characters).collect(),
-            None => text,
-        }
+        self.to_string()
     }
 }
 

@@ -63,23 +63,23 @@ pub struct VerifiedSignature {
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the request is not signed: the Authorization header is missing")]
+    #[error("The request is not signed: the Authorization header is missing.")]
     MissingAuthorization,
-    #[error("the Authorization header is malformed: {0}")]
+    #[error("The Authorization header is malformed: {0}.")]
     MalformedAuthorization(String),
-    #[error("the header {0} must be signed (listed in SignedHeaders)")]
+    #[error("The header {0} must be signed (listed in SignedHeaders).")]
     RequiredHeaderNotSigned(String),
-    #[error("the signed header {0} is missing from the request")]
+    #[error("The signed header {0} is missing from the request.")]
     SignedHeaderMissing(String),
-    #[error("the header {0} is required")]
+    #[error("The header {0} is required.")]
     RequiredHeaderMissing(String),
-    #[error("the query parameter {0} appears more than once")]
+    #[error("The query parameter {0} appears more than once.")]
     DuplicateQueryParameter(String),
-    #[error("specified access key is not found: {0}")]
+    #[error("Specified access key is not found: {0}.")]
     UnknownAccessKey(String),
-    #[error("x-acs-content-sha256 does not match the SHA-256 of the body")]
+    #[error("The header x-acs-content-sha256 does not match the SHA-256 of the body.")]
     ContentSha256Mismatch,
-    #[error("specified signature is not matched with our calculation")]
+    #[error("Specified signature is not matched with our calculation.")]
     Mismatch,
 }
 

@@ -75,6 +75,11 @@ impl From<StoreError> for CoreError {
     }
 }
 
+/// True when the error is a foreign-key violation (the parent row is gone).
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database_error) if database_error.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
 /// True when the error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database_error) if database_error.kind() == sqlx::error::ErrorKind::UniqueViolation)

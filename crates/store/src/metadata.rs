@@ -15,7 +15,7 @@ use trainyard_core::store::{
 };
 
 use crate::SqlStore;
-use crate::error::{StoreError, is_unique_violation};
+use crate::error::{StoreError, is_foreign_key_violation, is_unique_violation};
 use crate::query::{BindValue, Conditions};
 use crate::rows::{
     APP_GROUP_COLUMNS, INSTANCE_COLUMNS, RESOURCE_COLUMNS, TASK_COLUMNS, app_group_from_row, instance_from_row,
@@ -118,6 +118,53 @@ impl SqlStore {
         row.map(|row| row.try_get::<i64, _>("generation").map_err(storage)).transpose()
     }
 
+    /// Inserts a pending task with the next generation; `None` when a task of the instance is
+    /// already pending or running (the partial unique index refused it, nothing was written).
+    async fn try_insert_task(
+        &self,
+        instance: &FunctionInstance,
+        run_id: &str,
+        now_ms: Millis,
+    ) -> Result<Option<i64>, CoreError> {
+        let _write_guard = self.write_guard().await;
+        let mut transaction = self.pool.begin().await.map_err(storage)?;
+        let generation_row = sqlx::query(
+            "UPDATE function_instances SET last_generation = last_generation + 1 WHERE id = $1 RETURNING last_generation",
+        )
+        .bind(instance.id)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(storage)?;
+        let Some(generation_row) = generation_row else {
+            return Err(CoreError::InstanceNotExist {
+                function_name: instance.function_name.to_string(),
+                instance_name: instance.instance_name.clone(),
+            });
+        };
+        let generation: i64 = generation_row.try_get("last_generation").map_err(storage)?;
+        let inserted = sqlx::query(
+            "INSERT INTO function_tasks (instance_id, generation, state, progress, run_id, extend_info, created_ms, started_ms, ended_ms) \
+             VALUES ($1, $2, 'pending', 0, $3, '{}', $4, NULL, NULL) RETURNING id",
+        )
+        .bind(instance.id)
+        .bind(generation)
+        .bind(run_id)
+        .bind(now_ms)
+        .fetch_one(&mut *transaction)
+        .await;
+        match inserted {
+            Ok(_) => {
+                transaction.commit().await.map_err(storage)?;
+                Ok(Some(generation))
+            }
+            Err(error) if is_unique_violation(&error) => {
+                transaction.rollback().await.map_err(storage)?;
+                Ok(None)
+            }
+            Err(error) => Err(storage(error)),
+        }
+    }
+
     async fn count(&self, table_and_joins: &str, conditions: &Conditions) -> Result<i64, CoreError> {
         let sql = format!("SELECT COUNT(*) AS total FROM {table_and_joins}{}", conditions.where_clause());
         let row = conditions.query(sql, &[]).fetch_one(&self.pool).await.map_err(storage)?;
@@ -133,8 +180,13 @@ async fn write_references(
 ) -> Result<(), CoreError> {
     let (instance_id, app_group_id, function_name) = instance;
     for reference in references {
+        // A no-op UPDATE rather than a SELECT: it row-locks the resource (FOR NO KEY UPDATE on
+        // PostgreSQL), which conflicts with the lock delete_resource takes before its check, so a
+        // reference and the deletion of its resource are serialized. The FOREIGN KEY check alone
+        // takes only FOR KEY SHARE, which does not conflict, and both would succeed.
         let row = sqlx::query(
-            "SELECT id, resource_type FROM function_resources WHERE app_group_id = $1 AND function_name = $2 AND resource_name = $3",
+            "UPDATE function_resources SET modified_ms = modified_ms \
+             WHERE app_group_id = $1 AND function_name = $2 AND resource_name = $3 RETURNING id, resource_type",
         )
         .bind(app_group_id)
         .bind(function_name.as_str())
@@ -387,6 +439,9 @@ impl MetadataStore for SqlStore {
         .await;
         let row = match inserted {
             Ok(row) => row,
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(CoreError::AppNotFound { identity: new_instance.app_group_id.to_string() });
+            }
             Err(error) if is_unique_violation(&error) => {
                 return Err(CoreError::InstanceAlreadyExist {
                     function_name: new_instance.function_name.to_string(),
@@ -591,49 +646,23 @@ impl MetadataStore for SqlStore {
         run_id: &str,
         now_ms: Millis,
     ) -> Result<FunctionTask, CoreError> {
-        let write_guard = self.write_guard().await;
-        let mut transaction = self.pool.begin().await.map_err(storage)?;
-        let generation_row = sqlx::query("UPDATE function_instances SET last_generation = last_generation + 1 WHERE id = $1 RETURNING last_generation")
-            .bind(instance.id)
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(storage)?;
-        let Some(generation_row) = generation_row else {
-            return Err(CoreError::InstanceNotExist {
-                function_name: instance.function_name.to_string(),
-                instance_name: instance.instance_name.clone(),
-            });
-        };
-        let generation: i64 = generation_row.try_get("last_generation").map_err(storage)?;
-        let inserted = sqlx::query(
-            "INSERT INTO function_tasks (instance_id, generation, state, progress, run_id, extend_info, created_ms, started_ms, ended_ms) \
-             VALUES ($1, $2, 'pending', 0, $3, '{}', $4, NULL, NULL) RETURNING id",
-        )
-        .bind(instance.id)
-        .bind(generation)
-        .bind(run_id)
-        .bind(now_ms)
-        .fetch_one(&mut *transaction)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
-                transaction.rollback().await.map_err(storage)?;
-                drop(write_guard);
-                let active_generation = self.active_generation(instance.id).await?.unwrap_or_default();
+        for _attempt in 0..3 {
+            if let Some(generation) = self.try_insert_task(instance, run_id, now_ms).await? {
+                return self.find_task(instance, generation).await?.ok_or_else(|| CoreError::TaskNotExist {
+                    instance_name: instance.instance_name.clone(),
+                    generation: generation.to_string(),
+                });
+            }
+            if let Some(active_generation) = self.active_generation(instance.id).await? {
                 return Err(CoreError::TaskIsRunning {
                     instance_name: instance.instance_name.clone(),
                     generation: active_generation,
                 });
             }
-            Err(error) => return Err(storage(error)),
+            // The task that held the instance finished between the refusal and the lookup:
+            // the instance is free now, so try again.
         }
-        transaction.commit().await.map_err(storage)?;
-        drop(write_guard);
-        self.find_task(instance, generation).await?.ok_or_else(|| CoreError::TaskNotExist {
-            instance_name: instance.instance_name.clone(),
-            generation: generation.to_string(),
-        })
+        Err(CoreError::StorageUnavailable { message: "the tasks of this instance keep changing; retry".into() })
     }
 
     async fn find_task(&self, instance: &FunctionInstance, generation: i64) -> Result<Option<FunctionTask>, CoreError> {
@@ -667,15 +696,7 @@ impl MetadataStore for SqlStore {
     ) -> Result<Page<FunctionTask>, CoreError> {
         let mut conditions = Conditions::default();
         conditions.push("instance_id = ?", vec![BindValue::Integer(instance.id)]);
-        let state_values: Vec<BindValue> =
-            filter.states.iter().map(|state| BindValue::Text(state.as_str().into())).collect();
-        match state_values.len() {
-            0 => {}
-            1 => conditions.push("state IN (?)", state_values),
-            2 => conditions.push("state IN (?, ?)", state_values),
-            3 => conditions.push("state IN (?, ?, ?)", state_values),
-            _ => conditions.push("state IN (?, ?, ?, ?)", state_values),
-        }
+        conditions.push_in("state", filter.states.iter().map(|state| BindValue::Text(state.as_str().into())).collect());
         if let Some(started_after_ms) = filter.started_after_ms {
             conditions.push("COALESCE(started_ms, created_ms) > ?", vec![BindValue::Integer(started_after_ms)]);
         }
@@ -746,6 +767,9 @@ impl MetadataStore for SqlStore {
         drop(write_guard);
         let row = match inserted {
             Ok(row) => row,
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(CoreError::AppNotFound { identity: new_resource.app_group_id.to_string() });
+            }
             Err(error) if is_unique_violation(&error) => {
                 return Err(CoreError::ResourceAlreadyExist {
                     function_name: new_resource.function_name.to_string(),
@@ -919,25 +943,39 @@ impl MetadataStore for SqlStore {
                 .map_err(storage)?;
             return Ok(());
         };
-        let written = sqlx::query(
-            "INSERT INTO default_instances (app_group_id, function_name, instance_id) \
-             SELECT app_group_id, function_name, id FROM function_instances \
-             WHERE app_group_id = $1 AND function_name = $2 AND instance_name = $3 \
-             ON CONFLICT (app_group_id, function_name) DO UPDATE SET instance_id = excluded.instance_id",
+        let mut transaction = self.pool.begin().await.map_err(storage)?;
+        // Row-lock the instance first (a no-op UPDATE: FOR NO KEY UPDATE on PostgreSQL), as
+        // delete_instance does before its checks; otherwise a concurrent delete_instance passes
+        // its "is it the default?" check, then deletes the instance and, by cascade, the default
+        // this call has just set, and both calls succeed.
+        let instance_row = sqlx::query(
+            "UPDATE function_instances SET updated_ms = updated_ms \
+             WHERE app_group_id = $1 AND function_name = $2 AND instance_name = $3 RETURNING id",
         )
         .bind(app_group_id)
         .bind(function_name.as_str())
         .bind(instance_name)
-        .execute(&self.pool)
+        .fetch_optional(&mut *transaction)
         .await
         .map_err(storage)?;
-        if written.rows_affected() == 0 {
+        let Some(instance_row) = instance_row else {
             return Err(CoreError::InstanceNotExist {
                 function_name: function_name.to_string(),
                 instance_name: instance_name.to_string(),
             });
-        }
-        Ok(())
+        };
+        let instance_id: i64 = instance_row.try_get("id").map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO default_instances (app_group_id, function_name, instance_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (app_group_id, function_name) DO UPDATE SET instance_id = excluded.instance_id",
+        )
+        .bind(app_group_id)
+        .bind(function_name.as_str())
+        .bind(instance_id)
+        .execute(&mut *transaction)
+        .await
+        .map_err(storage)?;
+        transaction.commit().await.map_err(storage)
     }
 
     async fn remember_signature_nonce(

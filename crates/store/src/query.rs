@@ -39,6 +39,21 @@ impl Conditions {
         self.clauses.push(numbered);
     }
 
+    /// Adds `column IN (...)` with one placeholder per value; no values adds nothing.
+    pub(crate) fn push_in(&mut self, column: &'static str, values: Vec<BindValue>) {
+        if values.is_empty() {
+            return;
+        }
+        let placeholders: Vec<String> = values
+            .into_iter()
+            .map(|value| {
+                self.values.push(value);
+                format!("${}", self.values.len())
+            })
+            .collect();
+        self.clauses.push(format!("{column} IN ({})", placeholders.join(", ")));
+    }
+
     /// `WHERE a AND b ...`, or nothing.
     pub(crate) fn where_clause(&self) -> String {
         if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
@@ -73,5 +88,8 @@ mod tests {
         conditions.push("(b > ? OR c < ?)", vec![BindValue::Integer(2), BindValue::Text("x".into())]);
         assert_eq!(conditions.where_clause(), " WHERE a = $1 AND (b > $2 OR c < $3)");
         assert_eq!(conditions.bound_count(), 3);
+        conditions.push_in("state", vec![BindValue::Text("a".into()), BindValue::Text("b".into())]);
+        conditions.push_in("ignored", Vec::new());
+        assert_eq!(conditions.where_clause(), " WHERE a = $1 AND (b > $2 OR c < $3) AND state IN ($4, $5)");
     }
 }
