@@ -15,7 +15,9 @@
 //! second pool with `synchronous=NORMAL` — in WAL mode that still survives a process crash,
 //! loses at most the last moments on power loss, and keeps a read request free of an fsync.
 //! SQLite allows one writer at a time; an in-process write gate queues writers instead of
-//! letting them spin on `SQLITE_BUSY`.
+//! letting them spin on `SQLITE_BUSY`. Automatic WAL checkpoints are off: a background task
+//! runs a passive checkpoint every second, so that no request pays for copying the log back
+//! into the database (measured: a 5-13 ms stall every ~285 requests with auto-checkpoints).
 //!
 //! # What must not
 //! No domain rules beyond the invariants the schema enforces atomically (one active task per
@@ -51,6 +53,35 @@ pub struct SqlStore {
     backend: Backend,
     /// SQLite only: serializes writers inside this process.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: the background checkpointer, stopped when the last clone is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Aborts the checkpoint task when dropped.
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the WAL is checkpointed in the background.
+const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
+
+async fn checkpoint_periodically(pool: AnyPool) {
+    let mut interval = tokio::time::interval(CHECKPOINT_PERIOD);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        // PASSIVE never waits for the write lock: writers go on appending while it copies.
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(%error, "background WAL checkpoint failed");
+        }
+    }
 }
 
 impl SqlStore {
@@ -69,7 +100,14 @@ impl SqlStore {
                 let pool = sqlite_pool(url, "FULL", 8).await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
                 let nonce_pool = sqlite_pool(url, "NORMAL", 2).await?;
-                SqlStore { pool, nonce_pool, backend, write_gate: Some(Arc::new(tokio::sync::Mutex::new(()))) }
+                let checkpointer = Checkpointer(tokio::spawn(checkpoint_periodically(pool.clone())));
+                SqlStore {
+                    pool,
+                    nonce_pool,
+                    backend,
+                    write_gate: Some(Arc::new(tokio::sync::Mutex::new(()))),
+                    _checkpointer: Some(Arc::new(checkpointer)),
+                }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -79,7 +117,7 @@ impl SqlStore {
                     .await
                     .map_err(StoreError::Connect)?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                SqlStore { nonce_pool: pool.clone(), pool, backend, write_gate: None }
+                SqlStore { nonce_pool: pool.clone(), pool, backend, write_gate: None, _checkpointer: None }
             }
         };
         Ok(store)
@@ -89,8 +127,14 @@ impl SqlStore {
         self.backend
     }
 
-    /// Closes the pools, waiting for connections to finish (a clean WAL checkpoint on SQLite).
+    /// Closes the pools, waiting for connections to finish, after a last full checkpoint on
+    /// SQLite so that the database file alone holds everything.
     pub async fn close(&self) {
+        if self.backend == Backend::Sqlite
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await
+        {
+            tracing::warn!(%error, "final WAL checkpoint failed");
+        }
         self.nonce_pool.close().await;
         self.pool.close().await;
     }
@@ -128,8 +172,9 @@ async fn sqlite_pool(url: &str, synchronous: &'static str, max_connections: u32)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |connection, _metadata| {
             Box::pin(async move {
-                let statements: [&'static str; 4] = [
+                let statements: [&'static str; 5] = [
                     "PRAGMA journal_mode = WAL",
+                    "PRAGMA wal_autocheckpoint = 0",
                     "PRAGMA foreign_keys = ON",
                     "PRAGMA busy_timeout = 5000",
                     if synchronous == "FULL" { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" },

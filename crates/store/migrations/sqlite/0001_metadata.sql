@@ -98,11 +98,12 @@ CREATE TABLE default_instances (
     PRIMARY KEY (app_group_id, function_name)
 );
 
+-- WITHOUT ROWID (SQLite only): the random nonce key is the table, with no second B-tree to update.
 CREATE TABLE signature_nonces (
     access_key_id TEXT NOT NULL,
     nonce TEXT NOT NULL,
     expires_ms BIGINT NOT NULL,
     PRIMARY KEY (access_key_id, nonce)
-);
+) WITHOUT ROWID;
 
 CREATE INDEX signature_nonces_by_expiry ON signature_nonces (expires_ms);
