@@ -12,7 +12,8 @@
 # pytest's (non-zero on any failure), or non-zero when any step before it fails.
 #
 # Environment: PYTHON (default python3) creates the venv; TRAINYARD_BIN skips the build;
-# SDK_TEST_KEEP_DATA=1 keeps the data dir and server log for inspection.
+# SDK_TEST_KEEP_DATA=1 keeps the data dir and server log for inspection; TRAINYARD_DATABASE_URL
+# (read by the server itself) puts its metadata in PostgreSQL instead of SQLite.
 
 set -euo pipefail
 
@@ -118,6 +119,8 @@ while [[ -z "$address" ]]; do
     [[ -n "$address" ]] || sleep 0.1
 done
 say "server (pid $server_pid) listening on $address"
+sleep 0.2
+grep '^metadata: ' "$work_dir/server.out" | sed 's/^/sdk-test: /' >&2 || true
 
 # ---- run the suite ----
 status=0

@@ -60,6 +60,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join(keys::KEY_FILE_NAME).display()
         )?;
     }
+    writeln!(stdout, "metadata: {}", metadata_description(&config))?;
     writeln!(stdout, "objects: {}", objects_dir.display())?;
     stdout.flush()?;
     drop(stdout);
@@ -119,6 +120,17 @@ async fn forget_expired_nonces(store: Arc<SqlStore>, clock: Arc<dyn Clock>, shut
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not forget expired signature nonces"),
         }
+    }
+}
+
+/// Where metadata lives, for the start banner (a password in a database URL is not shown).
+fn metadata_description(config: &ServeConfig) -> String {
+    match &config.database_url {
+        None => format!("SQLite {}", config.data_dir.join("trainyard.db").display()),
+        Some(url) => match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host_and_database))) => format!("{scheme}://***@{host_and_database}"),
+            _ => url.clone(),
+        },
     }
 }
 
