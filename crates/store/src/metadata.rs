@@ -165,10 +165,32 @@ impl SqlStore {
         }
     }
 
-    async fn count(&self, table_and_joins: &str, conditions: &Conditions) -> Result<i64, CoreError> {
-        let sql = format!("SELECT COUNT(*) AS total FROM {table_and_joins}{}", conditions.where_clause());
-        let row = conditions.query(sql, &[]).fetch_one(&self.pool).await.map_err(storage)?;
-        row.try_get::<i64, _>("total").map_err(storage)
+    /// One page of `table` rows matching `conditions` in `order`, and the number of matches
+    /// over all pages. `columns`, `table` and `order` are fixed fragments of this crate.
+    async fn fetch_page(
+        &self,
+        columns: &str,
+        table: &str,
+        conditions: &Conditions,
+        order: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<AnyRow>, i64), CoreError> {
+        let count_sql = format!("SELECT COUNT(*) AS total FROM {table}{}", conditions.where_clause());
+        let count_row = conditions.query(count_sql, &[]).fetch_one(&self.pool).await.map_err(storage)?;
+        let total_count = count_row.try_get::<i64, _>("total").map_err(storage)?;
+        let next = conditions.bound_count();
+        let page_sql = format!(
+            "SELECT {columns} FROM {table}{} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            conditions.where_clause(),
+            next + 1,
+            next + 2
+        );
+        let rows = conditions
+            .query(page_sql, &[BindValue::Integer(page.page_size), BindValue::Integer(page.offset())])
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok((rows, total_count))
     }
 }
 
@@ -334,20 +356,8 @@ impl MetadataStore for SqlStore {
                 vec![BindValue::Text(tag.key.clone()), BindValue::Text(tag.value.clone())],
             );
         }
-        let total_count = self.count("app_groups", &conditions).await?;
         let order = if filter.sort_by_updated { "updated_ms DESC, id DESC" } else { "created_ms DESC, id DESC" };
-        let next = conditions.bound_count();
-        let sql = format!(
-            "SELECT {APP_GROUP_COLUMNS} FROM app_groups{} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            conditions.where_clause(),
-            next + 1,
-            next + 2
-        );
-        let rows = conditions
-            .query(sql, &[BindValue::Integer(page.page_size), BindValue::Integer(page.offset())])
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+        let (rows, total_count) = self.fetch_page(APP_GROUP_COLUMNS, "app_groups", &conditions, order, page).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             items.push(self.app_group_with_tags(row).await?);
@@ -503,19 +513,9 @@ impl MetadataStore for SqlStore {
         if let Some(source) = filter.source {
             conditions.push("source = ?", vec![BindValue::Text(source.as_str().into())]);
         }
-        let total_count = self.count("function_instances", &conditions).await?;
-        let next = conditions.bound_count();
-        let sql = format!(
-            "SELECT {INSTANCE_COLUMNS} FROM function_instances{} ORDER BY created_ms DESC, id DESC LIMIT ${} OFFSET ${}",
-            conditions.where_clause(),
-            next + 1,
-            next + 2
-        );
-        let rows = conditions
-            .query(sql, &[BindValue::Integer(page.page_size), BindValue::Integer(page.offset())])
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+        let (rows, total_count) = self
+            .fetch_page(INSTANCE_COLUMNS, "function_instances", &conditions, "created_ms DESC, id DESC", page)
+            .await?;
         let items = rows.iter().map(|row| instance_from_row(row).map_err(corrupt)).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, total_count })
     }
@@ -703,19 +703,15 @@ impl MetadataStore for SqlStore {
         if let Some(ended_before_ms) = filter.ended_before_ms {
             conditions.push("ended_ms IS NOT NULL AND ended_ms < ?", vec![BindValue::Integer(ended_before_ms)]);
         }
-        let total_count = self.count("function_tasks", &conditions).await?;
-        let next = conditions.bound_count();
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM function_tasks{} ORDER BY COALESCE(started_ms, created_ms) DESC, generation DESC LIMIT ${} OFFSET ${}",
-            conditions.where_clause(),
-            next + 1,
-            next + 2
-        );
-        let rows = conditions
-            .query(sql, &[BindValue::Integer(page.page_size), BindValue::Integer(page.offset())])
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+        let (rows, total_count) = self
+            .fetch_page(
+                TASK_COLUMNS,
+                "function_tasks",
+                &conditions,
+                "COALESCE(started_ms, created_ms) DESC, generation DESC",
+                page,
+            )
+            .await?;
         let items = rows
             .iter()
             .map(|row| task_from_row(row, instance.function_name).map_err(corrupt))
@@ -819,19 +815,9 @@ impl MetadataStore for SqlStore {
         if let Some(resource_type) = resource_type {
             conditions.push("resource_type = ?", vec![BindValue::Text(resource_type.as_str().into())]);
         }
-        let total_count = self.count("function_resources", &conditions).await?;
-        let next = conditions.bound_count();
-        let sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM function_resources{} ORDER BY created_ms DESC, id DESC LIMIT ${} OFFSET ${}",
-            conditions.where_clause(),
-            next + 1,
-            next + 2
-        );
-        let rows = conditions
-            .query(sql, &[BindValue::Integer(page.page_size), BindValue::Integer(page.offset())])
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+        let (rows, total_count) = self
+            .fetch_page(RESOURCE_COLUMNS, "function_resources", &conditions, "created_ms DESC, id DESC", page)
+            .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let resource_id: i64 = row.try_get("id").map_err(storage)?;

@@ -169,26 +169,8 @@ async fn removing_an_app_group_removes_what_it_owns() {
         .await
         .expect_ok();
     client.create_task("owner", "ctr", "ctr_one").await.expect_ok();
-    client
-        .call(
-            "CreateFunctionResource",
-            "POST",
-            "/v4/openapi/app-groups/owner/functions/hot/resources",
-            &[],
-            Some(&json!({"ResourceName": "deny_words", "ResourceType": "raw_file", "Data": {"Content": "bad\n", "Generators": []}})),
-        )
-        .await
-        .expect_ok();
-    client
-        .call(
-            "UpdateFunctionDefaultInstance",
-            "PUT",
-            "/v4/openapi/app-groups/owner/functions/ctr/default-instance",
-            &[],
-            Some(&json!({"instanceName": "ctr_one"})),
-        )
-        .await
-        .expect_ok();
+    client.create_raw_file("owner", "hot", "deny_words", "bad\n").await.expect_ok();
+    client.set_default_instance("owner", "ctr", "ctr_one").await.expect_ok();
     client.call("RemoveAppGroup", "DELETE", "/v4/openapi/app-groups/owner", &[], None).await.expect_ok();
 
     // A new app group of the same name starts empty.

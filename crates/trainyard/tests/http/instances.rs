@@ -271,30 +271,12 @@ async fn delete_refuses_default_referenced_and_busy_instances() {
     busy.expect_error(409, "Task.IsRunning");
 
     client.create_instance("my_app", "pop", json!({"instanceName": "pop_b", "modelType": "pop"})).await.expect_ok();
-    client
-        .call(
-            "UpdateFunctionDefaultInstance",
-            "PUT",
-            "/v4/openapi/app-groups/my_app/functions/pop/default-instance",
-            &[],
-            Some(&json!({"instanceName": "pop_b"})),
-        )
-        .await
-        .expect_ok();
+    client.set_default_instance("my_app", "pop", "pop_b").await.expect_ok();
     let default =
         client.call("DeleteFunctionInstance", "DELETE", &instance_path("my_app", "pop", "pop_b"), &[], None).await;
     default.expect_error(409, "Instance.IsDefault");
 
-    client
-        .call(
-            "CreateFunctionResource",
-            "POST",
-            "/v4/openapi/app-groups/my_app/functions/hot/resources",
-            &[],
-            Some(&json!({"ResourceName": "allow", "ResourceType": "raw_file", "Data": {"Content": "shoes\n"}})),
-        )
-        .await
-        .expect_ok();
+    client.create_raw_file("my_app", "hot", "allow", "shoes\n").await.expect_ok();
     client
         .create_instance("my_app", "hot", json!({"instanceName": "hot_a", "modelType": "offline_inference", "usageParameters": [{"name": "allow_dict_id", "value": "allow"}]}))
         .await

@@ -21,26 +21,8 @@ async fn acknowledged_writes_survive_kill_minus_nine() {
         )
         .await
         .expect_ok();
-    client
-        .call(
-            "CreateFunctionResource",
-            "POST",
-            "/v4/openapi/app-groups/durable/functions/hot/resources",
-            &[],
-            Some(&json!({"ResourceName": "allow", "ResourceType": "raw_file", "Data": {"Content": "shoes"}})),
-        )
-        .await
-        .expect_ok();
-    client
-        .call(
-            "UpdateFunctionDefaultInstance",
-            "PUT",
-            "/v4/openapi/app-groups/durable/functions/hot/default-instance",
-            &[],
-            Some(&json!({"instanceName": "hot_a"})),
-        )
-        .await
-        .expect_ok();
+    client.create_raw_file("durable", "hot", "allow", "shoes").await.expect_ok();
+    client.set_default_instance("durable", "hot", "hot_a").await.expect_ok();
     client.create_task("durable", "hot", "hot_a").await.expect_ok();
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     client

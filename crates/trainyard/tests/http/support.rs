@@ -329,6 +329,31 @@ impl Client {
         self.call("GetFunctionInstance", "GET", &path, query, None).await
     }
 
+    /// Creates a `raw_file` resource of `function` holding `content`.
+    pub async fn create_raw_file(&self, app: &str, function: &str, name: &str, content: &str) -> Answer {
+        let path =
+            format!("/v4/openapi/app-groups/{}/functions/{}/resources", encode_segment(app), encode_segment(function));
+        let body = serde_json::json!({"ResourceName": name, "ResourceType": "raw_file", "Data": {"Content": content, "Generators": []}});
+        self.call("CreateFunctionResource", "POST", &path, &[], Some(&body)).await
+    }
+
+    /// Points the app group's default instance of `function` at `instance`.
+    pub async fn set_default_instance(&self, app: &str, function: &str, instance: &str) -> Answer {
+        let path = format!(
+            "/v4/openapi/app-groups/{}/functions/{}/default-instance",
+            encode_segment(app),
+            encode_segment(function)
+        );
+        self.call(
+            "UpdateFunctionDefaultInstance",
+            "PUT",
+            &path,
+            &[],
+            Some(&serde_json::json!({"instanceName": instance})),
+        )
+        .await
+    }
+
     pub async fn create_task(&self, app: &str, function: &str, instance: &str) -> Answer {
         let path = format!("{}/tasks", instance_path(app, function, instance));
         self.call("CreateFunctionTask", "POST", &path, &[], None).await
