@@ -102,20 +102,6 @@ impl Operation {
     pub fn from_route(method: &Method, route: &str) -> Option<Operation> {
         Operation::ALL.iter().copied().find(|operation| operation.method() == method && operation.path() == route)
     }
-
-    /// True for operations that read no request body (the SDK sends none, or `{}` at most).
-    pub fn takes_body(self) -> bool {
-        matches!(
-            self,
-            Operation::CreateFunctionInstance
-                | Operation::UpdateFunctionInstance
-                | Operation::CreateFunctionResource
-                | Operation::UpdateFunctionResource
-                | Operation::UpdateFunctionDefaultInstance
-                | Operation::CreateAppGroup
-                | Operation::ModifyAppGroup
-        )
-    }
 }
 
 #[cfg(test)]
