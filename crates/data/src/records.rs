@@ -310,12 +310,11 @@ impl From<Refusal> for RecordRejectionReason {
     }
 }
 
+/// A pushed element's parts: the command word, the fields and the optional timestamp (ms).
+type ParsedCommand = (String, Map<String, Value>, Option<i64>);
+
 /// Parses `{"cmd": ..., "fields": {...}[, "timestamp": ms]}`, checking size and shape.
-fn parse_command(
-    element: &[u8],
-    max_bytes: usize,
-    allow_timestamp: bool,
-) -> Result<(String, Map<String, Value>, Option<i64>), Refusal> {
+fn parse_command(element: &[u8], max_bytes: usize, allow_timestamp: bool) -> Result<ParsedCommand, Refusal> {
     if element.len() > max_bytes {
         return Err(Refusal::new(
             RejectionCode::TooLarge,
