@@ -21,6 +21,7 @@ pub struct Call {
     pub operation: Operation,
     path: HashMap<String, String>,
     query: HashMap<String, String>,
+    headers: http::HeaderMap,
     body: Bytes,
 }
 
@@ -55,7 +56,7 @@ impl<S: Send + Sync> FromRequest<S> for Call {
         let body = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
             .await
             .map_err(|error| ApiError::BodyUnreadable(error.to_string()))?;
-        Ok(Call { caller, operation, path, query: pairs.into_iter().collect(), body })
+        Ok(Call { caller, operation, path, query: pairs.into_iter().collect(), headers: parts.headers, body })
     }
 }
 
@@ -63,6 +64,16 @@ impl Call {
     /// A path parameter (decoded). The router guarantees the names of its own routes.
     pub fn path(&self, name: &str) -> &str {
         self.path.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// A request header as text (`None` when absent or not visible ASCII).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The body exactly as received.
+    pub fn raw_body(&self) -> Bytes {
+        self.body.clone()
     }
 
     /// A query parameter as text; an empty value counts as absent.

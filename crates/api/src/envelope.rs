@@ -14,13 +14,17 @@ use trainyard_core::ErrorCode;
 use crate::error::ErrorReply;
 use crate::operation::{EnvelopeStyle, Operation};
 
-/// A successful result, before it is wrapped.
+/// A result, before it is wrapped.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub result: Option<Value>,
     pub total_count: Option<i64>,
-    /// Extra top-level keys (GetFunctionDefaultInstance's `FunctionName` / `InstanceName`).
+    /// Extra top-level keys (GetFunctionDefaultInstance's `FunctionName` / `InstanceName`; the
+    /// v3 `errors` list of refused records).
     pub top_level: Vec<(&'static str, Value)>,
+    /// An answer that failed as a whole but still carries a body (a v3 push whose every record
+    /// was refused): this HTTP status, `status: FAIL`.
+    pub fail_status: Option<StatusCode>,
 }
 
 impl Reply {
@@ -34,13 +38,13 @@ impl Reply {
     }
 
     pub fn page(items: Vec<Value>, total_count: i64) -> Reply {
-        Reply { result: Some(Value::Array(items)), total_count: Some(total_count), top_level: Vec::new() }
+        Reply { result: Some(Value::Array(items)), total_count: Some(total_count), ..Reply::default() }
     }
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = StatusCode::OK.into_response();
+        let mut response = self.fail_status.unwrap_or(StatusCode::OK).into_response();
         response.extensions_mut().insert(self);
         response
     }
@@ -53,19 +57,21 @@ pub struct RequestId(pub String);
 /// Wraps every response in the envelope.
 pub async fn write_envelope(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let is_v3_path = request.uri().path().starts_with("/v3/");
+    let request_id = if is_v3_path { v3_request_id() } else { uuid::Uuid::new_v4().to_string().to_uppercase() };
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let mut response = next.run(request).await;
 
     let operation = response.extensions().get::<Operation>().copied();
-    let style = operation.map(Operation::envelope_style).unwrap_or(EnvelopeStyle::PascalIntegerLatency);
+    let default_style = if is_v3_path { EnvelopeStyle::V3 } else { EnvelopeStyle::PascalIntegerLatency };
+    let style = operation.map(Operation::envelope_style).unwrap_or(default_style);
     let status = response.status();
     let reply = response.extensions_mut().remove::<Reply>();
     let error = response.extensions_mut().remove::<ErrorReply>().or_else(|| {
         // Responses that did not come from a handler or our middleware (a tower layer, say).
-        (status.is_client_error() || status.is_server_error()).then(|| ErrorReply {
+        (reply.is_none() && (status.is_client_error() || status.is_server_error())).then(|| ErrorReply {
             code: match status {
                 StatusCode::NOT_FOUND => ErrorCode::RouteNotFound,
                 StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
@@ -107,6 +113,63 @@ pub async fn write_envelope(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// A v3 request id as upstream writes them: 13 digits of epoch milliseconds and 11 more.
+fn v3_request_id() -> String {
+    let milliseconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    let random = uuid::Uuid::new_v4().as_u128() % 100_000_000_000;
+    format!("{milliseconds:013}{random:011}")
+}
+
+/// The numeric code a v3 client reads in `errors[].code` for an error (upstream's table where it
+/// has one: 2001 app not found, 4003 signature, 4007 unparsable body, 4010 timestamp, 1000
+/// internal; Trainyard's otherwise, listed in docs/data.md).
+pub fn v3_error_number(code: ErrorCode) -> u32 {
+    match code {
+        ErrorCode::SignatureDoesNotMatch
+        | ErrorCode::IncompleteSignature
+        | ErrorCode::ContentSha256Mismatch
+        | ErrorCode::SignatureNonceUsed
+        | ErrorCode::InvalidVersion
+        | ErrorCode::InvalidAction => 4003,
+        ErrorCode::InvalidTimeStampExpired | ErrorCode::InvalidTimeStampFormat => 4010,
+        ErrorCode::InvalidAccessKeyIdNotFound => 5001,
+        ErrorCode::ForbiddenRam => 5008,
+        ErrorCode::AppNotFound => 2001,
+        ErrorCode::InvalidParameter | ErrorCode::MissingParameter | ErrorCode::UnsupportedMediaType => 4007,
+        ErrorCode::RequestBodyTooLarge => 3015,
+        ErrorCode::DataTableNotExist | ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed => 3012,
+        ErrorCode::ServiceUnavailable => 1004,
+        _ => 1000,
+    }
+}
+
+fn v3_envelope(request_id: &str, error: Option<&ErrorReply>, reply: Reply) -> Value {
+    let mut object = Map::new();
+    let failed = error.is_some() || reply.fail_status.is_some();
+    object.insert("status".into(), Value::from(if failed { "FAIL" } else { "OK" }));
+    object.insert("request_id".into(), Value::from(request_id));
+    if let Some(result) = reply.result {
+        object.insert("result".into(), result);
+    }
+    let mut errors = match error {
+        Some(error) => vec![serde_json::json!({"code": v3_error_number(error.code), "message": error.message})],
+        None => Vec::new(),
+    };
+    for (key, value) in reply.top_level {
+        match (key, value) {
+            ("errors", Value::Array(items)) => errors.extend(items),
+            (key, value) => {
+                object.insert(key.into(), value);
+            }
+        }
+    }
+    object.insert("errors".into(), Value::Array(errors));
+    Value::Object(object)
+}
+
 fn envelope(
     style: EnvelopeStyle,
     request_id: &str,
@@ -115,10 +178,15 @@ fn envelope(
     latency_ms: f64,
     reply: Reply,
 ) -> Value {
+    if style == EnvelopeStyle::V3 {
+        return v3_envelope(request_id, error, reply);
+    }
     let latency = match style {
         EnvelopeStyle::PascalFloatLatency => Value::from((latency_ms * 1000.0).round() / 1000.0),
         // Whole milliseconds, never 0 for a request that took any time at all.
-        EnvelopeStyle::PascalIntegerLatency | EnvelopeStyle::Camel => Value::from(latency_ms.ceil() as i64),
+        EnvelopeStyle::PascalIntegerLatency | EnvelopeStyle::Camel | EnvelopeStyle::V3 => {
+            Value::from(latency_ms.ceil() as i64)
+        }
     };
     let (status, code, message) = match error {
         Some(error) => ("FAIL", error.code.as_str(), error.message.as_str()),

@@ -11,8 +11,9 @@
 //! - [`error::ApiError`]: transport errors and the domain's, each with its wire code.
 //!
 //! # What must not
-//! No SQL and no domain rules: those belong to `trainyard-store` and `trainyard-core`. This is
-//! the only crate that knows HTTP and JSON.
+//! No SQL, no domain rules and no record validation: those belong to `trainyard-store`,
+//! `trainyard-core` and `trainyard-data`. This is the only crate that knows HTTP and the
+//! envelopes.
 
 pub mod auth;
 pub mod call;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use trainyard_core::service::Service;
+use trainyard_data::DatasetStore;
 
 use crate::credentials::Credentials;
 use crate::error::ApiError;
@@ -53,12 +55,13 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
+    pub datasets: Arc<DatasetStore>,
     pub credentials: Arc<Credentials>,
     pub config: ApiConfig,
 }
 
 fn handler_of(operation: Operation) -> MethodRouter<AppState> {
-    use crate::handlers::{app_groups, default_instance, instances, resources, tasks, versions};
+    use crate::handlers::{app_groups, data, default_instance, instances, resources, tasks, versions};
     match operation {
         Operation::CreateFunctionInstance => post(instances::create_function_instance),
         Operation::GetFunctionInstance => get(instances::get_function_instance),
@@ -83,6 +86,13 @@ fn handler_of(operation: Operation) -> MethodRouter<AppState> {
         Operation::DescribeAppGroup => get(app_groups::describe_app_group),
         Operation::ModifyAppGroup => put(app_groups::modify_app_group),
         Operation::RemoveAppGroup => delete(app_groups::remove_app_group),
+        Operation::PutDataTable => put(data::put_data_table),
+        Operation::ListDataTables => get(data::list_data_tables),
+        Operation::DescribeDatasetStats => get(data::describe_dataset_stats),
+        Operation::CompactDataset => post(data::compact_dataset),
+        Operation::PushDocuments => post(data::push_documents),
+        Operation::PushCollectionData => post(data::push_collection_data),
+        Operation::PushQueryLog => post(data::push_query_log),
     }
 }
 

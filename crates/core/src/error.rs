@@ -73,6 +73,9 @@ error_codes! {
     ResourceInUse => ("Resource.InUse", 409),
     // Default instance.
     DefaultInstanceNotExist => ("DefaultInstance.NotExist", 404),
+    // Document tables of the data plane.
+    DataTableNotExist => ("DataTable.NotExist", 404),
+    DataTableAlreadyExist => ("DataTable.AlreadyExist", 409),
     // The service itself.
     ServiceUnavailable => ("ServiceUnavailable", 503),
     InternalError => ("InternalError", 500),
@@ -122,6 +125,12 @@ pub enum CoreError {
     ResourceInUse { resource_name: String, instance_names: String },
     #[error("The app group has no default {function_name} instance (default instance not set).")]
     DefaultInstanceNotExist { function_name: String },
+    #[error(
+        "Table \"{table_name}\" has no primary key declared in this app group; declare it with PUT /v4/openapi/app-groups/{{app}}/data-tables/{table_name} {{\"primaryKey\": \"...\"}}."
+    )]
+    DataTableNotExist { table_name: String },
+    #[error("Table \"{table_name}\" already has the primary key {primary_key}; a table's primary key cannot change.")]
+    DataTableAlreadyExist { table_name: String, primary_key: String },
     #[error("The metadata store is temporarily unavailable: {message}.")]
     StorageUnavailable { message: String },
     #[error("The metadata store failed: {message}.")]
@@ -148,6 +157,8 @@ impl CoreError {
             CoreError::ResourceAlreadyExist { .. } => ErrorCode::ResourceAlreadyExist,
             CoreError::ResourceInUse { .. } => ErrorCode::ResourceInUse,
             CoreError::DefaultInstanceNotExist { .. } => ErrorCode::DefaultInstanceNotExist,
+            CoreError::DataTableNotExist { .. } => ErrorCode::DataTableNotExist,
+            CoreError::DataTableAlreadyExist { .. } => ErrorCode::DataTableAlreadyExist,
             CoreError::StorageUnavailable { .. } => ErrorCode::ServiceUnavailable,
             CoreError::StorageFailure { .. } => ErrorCode::InternalError,
         }

@@ -7,7 +7,8 @@
 //!   `list_function_tasks`, ...), validating input and applying the domain rules.
 //! - [`catalog`]: the nine functions, their versions and parameter rules.
 //! - [`model`]: the domain objects (`AppGroup`, `FunctionInstance`, `FunctionTask`, ...).
-//! - [`store::MetadataStore`]: the port the metadata store implements.
+//! - [`store::MetadataStore`]: the port the metadata store implements; [`datasets::DatasetPort`]
+//!   the port of the data plane.
 //! - [`error`]: [`error::ErrorCode`], the one table of wire codes and HTTP statuses, and
 //!   [`error::CoreError`].
 //! - [`names`], [`filter`], [`cron`]: parsers for names, filter expressions and schedules.
@@ -19,6 +20,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod cron;
+pub mod datasets;
 pub mod error;
 pub mod filter;
 pub mod model;

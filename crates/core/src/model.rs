@@ -278,3 +278,13 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub total_count: i64,
 }
+
+/// A document table of an app group: the documents pushed to it are keyed by `primary_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataTable {
+    pub app_group_id: i64,
+    pub table_name: String,
+    /// The document field that identifies a document.
+    pub primary_key: String,
+    pub created_ms: Millis,
+}

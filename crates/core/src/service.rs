@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use crate::catalog::{self, FunctionName, FunctionVersion, ParameterList, VersionQuery};
 use crate::clock::{Clock, format_utc_seconds};
+use crate::datasets::DatasetPort;
 use crate::error::CoreError;
 use crate::model::{
-    AccountId, AppGroup, AppGroupQuota, FeatureGenerator, FunctionInstance, FunctionResource, FunctionTask,
+    AccountId, AppGroup, AppGroupQuota, DataTable, FeatureGenerator, FunctionInstance, FunctionResource, FunctionTask,
     InstanceSource, Page, PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
 };
 use crate::names::{parse_generation, printable, validate_name};
@@ -157,11 +158,18 @@ pub struct InstanceView {
 pub struct Service {
     store: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
+    datasets: Option<Arc<dyn DatasetPort>>,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn MetadataStore>, clock: Arc<dyn Clock>) -> Service {
-        Service { store, clock }
+        Service { store, clock, datasets: None }
+    }
+
+    /// Connects the data plane, so that removing an app group removes its data too.
+    pub fn with_datasets(mut self, datasets: Arc<dyn DatasetPort>) -> Service {
+        self.datasets = Some(datasets);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
@@ -289,6 +297,11 @@ impl Service {
         if !self.store.delete_app_group(app_group.id).await? {
             return Err(CoreError::AppNotFound { identity: printable(app_group_identity) });
         }
+        // Metadata first: once it is gone the app group is invisible, and its ids are never
+        // reused, so data left behind by a failure here can only be garbage, never mixed up.
+        if let Some(datasets) = &self.datasets {
+            datasets.remove_app_group_data(app_group.id).await?;
+        }
         Ok(app_group)
     }
 
@@ -300,6 +313,51 @@ impl Service {
             .find_app_group(&caller.account_id, &identity)
             .await?
             .ok_or_else(|| CoreError::AppNotFound { identity: printable(app_group_identity) })
+    }
+
+    // ---- document tables of the data plane ----
+
+    /// Declares a document table and its primary key field (PutDataTable, Trainyard's own).
+    pub async fn put_data_table(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+        table_name: &str,
+        primary_key: Option<String>,
+    ) -> Result<DataTable, CoreError> {
+        let app_group = self.resolve_app_group(caller, app_group_identity).await?;
+        validate_name("tableName", table_name)?;
+        let primary_key = primary_key
+            .filter(|key| !key.is_empty())
+            .ok_or(CoreError::MissingParameter { field: "primaryKey".into() })?;
+        catalog::ParameterRule::FieldName.validate("primaryKey", &primary_key)?;
+        self.store.put_data_table(app_group.id, table_name, &primary_key, self.clock.now_ms()).await
+    }
+
+    pub async fn list_data_tables(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+    ) -> Result<Vec<DataTable>, CoreError> {
+        let app_group = self.resolve_app_group(caller, app_group_identity).await?;
+        self.store.list_data_tables(app_group.id).await
+    }
+
+    /// The app group and the declared table documents are pushed to.
+    pub async fn resolve_data_table(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+        table_name: &str,
+    ) -> Result<(AppGroup, DataTable), CoreError> {
+        let app_group = self.resolve_app_group(caller, app_group_identity).await?;
+        validate_name("table", table_name)?;
+        let table = self
+            .store
+            .find_data_table(app_group.id, table_name)
+            .await?
+            .ok_or_else(|| CoreError::DataTableNotExist { table_name: table_name.to_string() })?;
+        Ok((app_group, table))
     }
 
     // ---- function catalog ----

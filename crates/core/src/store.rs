@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use crate::catalog::FunctionName;
 use crate::error::CoreError;
 use crate::model::{
-    AccountId, AppGroup, AppGroupQuota, FunctionInstance, FunctionResource, FunctionTask, InstanceSource, Millis, Page,
-    PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
+    AccountId, AppGroup, AppGroupQuota, DataTable, FunctionInstance, FunctionResource, FunctionTask, InstanceSource,
+    Millis, Page, PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
 };
 
 /// How a path names an app group: by name, or by its numeric id.
@@ -238,6 +238,18 @@ pub trait MetadataStore: Send + Sync + 'static {
         function_name: FunctionName,
         instance_name: Option<&str>,
     ) -> Result<(), CoreError>;
+
+    /// Declares a document table; the same declaration again is a no-op, another primary key for
+    /// an existing table is `DataTableAlreadyExist`.
+    async fn put_data_table(
+        &self,
+        app_group_id: i64,
+        table_name: &str,
+        primary_key: &str,
+        now_ms: Millis,
+    ) -> Result<DataTable, CoreError>;
+    async fn find_data_table(&self, app_group_id: i64, table_name: &str) -> Result<Option<DataTable>, CoreError>;
+    async fn list_data_tables(&self, app_group_id: i64) -> Result<Vec<DataTable>, CoreError>;
 
     /// Remembers a signature nonce of an AccessKey until `expires_ms`; false when it is still
     /// remembered from an earlier request (a replay). A remembered nonce whose expiry is before

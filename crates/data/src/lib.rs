@@ -12,6 +12,8 @@
 //! - [`reader`]: streaming reads of a snapshot (Arrow batches with projection, typed records,
 //!   documents at their latest version) with bounded memory.
 //! - [`stats`]: dataset statistics and the checks each trainer applies.
+//! - [`ingest`]: a bulk push end to end (split, validate, append, report), and the domain's
+//!   `DatasetPort` (removing an app group's data).
 //!
 //! # What must not
 //! No HTTP and no SQL. Everything here blocks: call it from blocking threads (the async
@@ -21,6 +23,7 @@
 pub mod columnar;
 pub mod dataset;
 mod error;
+pub mod ingest;
 pub mod json_array;
 pub mod manifest;
 pub mod reader;

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use trainyard_core::CoreError;
 use trainyard_core::catalog::FunctionName;
 use trainyard_core::model::{
-    AccountId, AppGroup, FunctionInstance, FunctionResource, FunctionTask, Millis, Page, PageRequest, ResourceData,
-    ResourceType, Tag,
+    AccountId, AppGroup, DataTable, FunctionInstance, FunctionResource, FunctionTask, Millis, Page, PageRequest,
+    ResourceData, ResourceType, Tag,
 };
 use trainyard_core::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
@@ -192,6 +192,15 @@ impl SqlStore {
             .map_err(storage)?;
         Ok((rows, total_count))
     }
+}
+
+fn data_table_from_row(row: &AnyRow) -> Result<DataTable, CoreError> {
+    Ok(DataTable {
+        app_group_id: row.try_get("app_group_id").map_err(storage)?,
+        table_name: row.try_get("table_name").map_err(storage)?,
+        primary_key: row.try_get("primary_key").map_err(storage)?,
+        created_ms: row.try_get("created_ms").map_err(storage)?,
+    })
 }
 
 /// Checks each reference (same app group and function, right type) and records it.
@@ -397,7 +406,8 @@ impl MetadataStore for SqlStore {
         let _write_guard = self.write_guard().await;
         let mut transaction = self.pool.begin().await.map_err(storage)?;
         // Children first, explicitly, so the outcome does not depend on cascade order.
-        let statements: [&'static str; 7] = [
+        let statements: [&'static str; 8] = [
+            "DELETE FROM data_tables WHERE app_group_id = $1",
             "DELETE FROM default_instances WHERE app_group_id = $1",
             "DELETE FROM resource_references WHERE instance_id IN (SELECT id FROM function_instances WHERE app_group_id = $1)",
             "DELETE FROM function_tasks WHERE instance_id IN (SELECT id FROM function_instances WHERE app_group_id = $1)",
@@ -962,6 +972,64 @@ impl MetadataStore for SqlStore {
         .await
         .map_err(storage)?;
         transaction.commit().await.map_err(storage)
+    }
+
+    async fn put_data_table(
+        &self,
+        app_group_id: i64,
+        table_name: &str,
+        primary_key: &str,
+        now_ms: Millis,
+    ) -> Result<DataTable, CoreError> {
+        let write_guard = self.write_guard().await;
+        let inserted = sqlx::query(
+            "INSERT INTO data_tables (app_group_id, table_name, primary_key, created_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (app_group_id, table_name) DO NOTHING",
+        )
+        .bind(app_group_id)
+        .bind(table_name)
+        .bind(primary_key)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        drop(write_guard);
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(CoreError::AppNotFound { identity: app_group_id.to_string() });
+            }
+            Err(error) => return Err(storage(error)),
+        }
+        let table = self
+            .find_data_table(app_group_id, table_name)
+            .await?
+            .ok_or_else(|| CoreError::AppNotFound { identity: app_group_id.to_string() })?;
+        if table.primary_key != primary_key {
+            return Err(CoreError::DataTableAlreadyExist {
+                table_name: table.table_name,
+                primary_key: table.primary_key,
+            });
+        }
+        Ok(table)
+    }
+
+    async fn find_data_table(&self, app_group_id: i64, table_name: &str) -> Result<Option<DataTable>, CoreError> {
+        let row = sqlx::query("SELECT app_group_id, table_name, primary_key, created_ms FROM data_tables WHERE app_group_id = $1 AND table_name = $2")
+            .bind(app_group_id)
+            .bind(table_name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?;
+        row.map(|row| data_table_from_row(&row)).transpose()
+    }
+
+    async fn list_data_tables(&self, app_group_id: i64) -> Result<Vec<DataTable>, CoreError> {
+        let rows = sqlx::query("SELECT app_group_id, table_name, primary_key, created_ms FROM data_tables WHERE app_group_id = $1 ORDER BY table_name")
+            .bind(app_group_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        rows.iter().map(data_table_from_row).collect()
     }
 
     async fn remember_signature_nonce(

@@ -89,6 +89,7 @@ store_conformance_suite!(
     default_instance_set_get_and_clear,
     signature_nonces_detect_replays_until_they_expire,
     data_survives_close_and_reopen,
+    data_tables_keep_their_primary_key_and_go_with_their_app_group,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1628,6 +1629,38 @@ async fn data_survives_close_and_reopen(mut backend: TestBackend) {
     );
     expect_error(backend.store.create_task(&instance, "api__again", BASE_MS + 2_000).await, ErrorCode::TaskIsRunning);
     backend.store.close().await;
+}
+
+async fn data_tables_keep_their_primary_key_and_go_with_their_app_group(backend: TestBackend) {
+    let store = &backend.store;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let other_app_group =
+        store.insert_app_group(new_app_group(&app_group.account_id, "other", BASE_MS)).await.expect("insert");
+    assert_eq!(store.find_data_table(app_group.id, "main").await.expect("find"), None);
+    let declared = store.put_data_table(app_group.id, "main", "item_id", BASE_MS).await.expect("declare");
+    assert_eq!(
+        (declared.table_name.as_str(), declared.primary_key.as_str(), declared.created_ms),
+        ("main", "item_id", BASE_MS)
+    );
+    let again = store.put_data_table(app_group.id, "main", "item_id", BASE_MS + 5).await.expect("declare again");
+    assert_eq!(again, declared, "the same declaration again changes nothing");
+    let conflict =
+        expect_error(store.put_data_table(app_group.id, "main", "id", BASE_MS).await, ErrorCode::DataTableAlreadyExist);
+    assert_eq!(conflict, CoreError::DataTableAlreadyExist { table_name: "main".into(), primary_key: "item_id".into() });
+    store.put_data_table(app_group.id, "authors", "author_id", BASE_MS).await.expect("declare");
+    store.put_data_table(other_app_group.id, "main", "id", BASE_MS).await.expect("tables are per app group");
+    let listed: Vec<(String, String)> = store
+        .list_data_tables(app_group.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|table| (table.table_name, table.primary_key))
+        .collect();
+    assert_eq!(listed, vec![("authors".into(), "author_id".into()), ("main".into(), "item_id".into())]);
+    assert!(store.delete_app_group(app_group.id).await.expect("delete"));
+    assert!(store.list_data_tables(app_group.id).await.expect("list").is_empty());
+    assert_eq!(store.list_data_tables(other_app_group.id).await.expect("list").len(), 1);
+    expect_error(store.put_data_table(app_group.id, "main", "id", BASE_MS).await, ErrorCode::AppNotFound);
 }
 
 // ---------------------------------------------------------------------------------------------

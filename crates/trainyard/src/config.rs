@@ -11,6 +11,8 @@
 //! | `max_body_bytes` | | `TRAINYARD_MAX_BODY_BYTES` | 2 MiB |
 //! | `max_clock_skew_seconds` | | `TRAINYARD_MAX_CLOCK_SKEW_SECONDS` | 900 |
 //! | `shutdown_grace_seconds` | | `TRAINYARD_SHUTDOWN_GRACE_SECONDS` | 30 |
+//! | `ingest_segment_max_bytes` | | `TRAINYARD_INGEST_SEGMENT_MAX_BYTES` | 32 MiB |
+//! | `compaction_interval_seconds` | | `TRAINYARD_COMPACTION_INTERVAL_SECONDS` | 60 |
 //!
 //! Root keys are not configuration: they come from `TRAINYARD_ACCESS_KEY_ID` /
 //! `TRAINYARD_ACCESS_KEY_SECRET` or from the key file in the data dir (see `keys`).
@@ -33,6 +35,10 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub max_clock_skew_seconds: i64,
     pub shutdown_grace_seconds: u64,
+    /// An ingest log segment is sealed (and becomes compactable) at this size.
+    pub ingest_segment_max_bytes: u64,
+    /// How often the background compactor turns the ingest log into Parquet files.
+    pub compaction_interval_seconds: u64,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +51,8 @@ impl Default for ServeConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_clock_skew_seconds: 15 * 60,
             shutdown_grace_seconds: 30,
+            ingest_segment_max_bytes: 32 * 1024 * 1024,
+            compaction_interval_seconds: 60,
         }
     }
 }
@@ -74,7 +82,7 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
 }
 
-const ENVIRONMENT_KEYS: [&str; 7] = [
+const ENVIRONMENT_KEYS: [&str; 9] = [
     "LISTEN",
     "DATA_DIR",
     "DATABASE_URL",
@@ -82,6 +90,8 @@ const ENVIRONMENT_KEYS: [&str; 7] = [
     "MAX_BODY_BYTES",
     "MAX_CLOCK_SKEW_SECONDS",
     "SHUTDOWN_GRACE_SECONDS",
+    "INGEST_SEGMENT_MAX_BYTES",
+    "COMPACTION_INTERVAL_SECONDS",
 ];
 
 impl ServeConfig {
@@ -107,6 +117,11 @@ impl ServeConfig {
             (1..=86_400).contains(&self.max_clock_skew_seconds),
             "max_clock_skew_seconds must be from 1 to 86400"
         );
+        anyhow::ensure!(
+            (64 * 1024..=1024 * 1024 * 1024).contains(&self.ingest_segment_max_bytes),
+            "ingest_segment_max_bytes must be from 64 KiB to 1 GiB"
+        );
+        anyhow::ensure!(self.compaction_interval_seconds >= 1, "compaction_interval_seconds must be at least 1");
         Ok(())
     }
 }

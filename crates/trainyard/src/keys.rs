@@ -55,6 +55,15 @@ pub fn root_access_key(data_dir: &Path) -> anyhow::Result<(AccessKey, RootKeyOri
     Ok((root_key(access_key_id, secret), RootKeyOrigin::Generated))
 }
 
+/// The id and secret in a data dir's key file (for the command-line tools).
+pub fn read_key_file(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let path = data_dir.join(KEY_FILE_NAME);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file: KeyFile =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid key file", path.display()))?;
+    Ok((file.access_key_id, file.access_key_secret))
+}
+
 fn root_key(access_key_id: String, secret: String) -> AccessKey {
     AccessKey {
         access_key_id,

@@ -1,12 +1,17 @@
-//! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API and
-//! SQLite metadata; the task runner and the data plane arrive in later steps).
+//! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API,
+//! metadata, the data plane and its compactor); `import`, `stats` and `compact` are tools that
+//! talk to a running server (the task runner arrives in a later step).
 //!
 //! # What lives here
-//! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]) and the
-//! server lifecycle ([`server`]): wiring only. Domain rules live in `trainyard-core`, HTTP in
-//! `trainyard-api`, SQL in `trainyard-store`.
+//! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]), the server
+//! lifecycle ([`server`]) and the command-line tools ([`client`], [`import`],
+//! [`dataset_commands`]): wiring only. Domain rules live in `trainyard-core`, HTTP in
+//! `trainyard-api`, SQL in `trainyard-store`, records and files in `trainyard-data`.
 
+mod client;
 mod config;
+mod dataset_commands;
+mod import;
 mod keys;
 mod server;
 
@@ -24,6 +29,12 @@ struct Cli {
 enum Command {
     /// Serve the API (prints the listen address and the root AccessKey id).
     Serve(config::ServeFlags),
+    /// Load CSV, JSON Lines or Parquet files into an app group of a running server.
+    Import(import::ImportArgs),
+    /// Show an app group's dataset statistics and whether each function can train on it.
+    Stats(dataset_commands::StatsArgs),
+    /// Compact an app group's ingest log into Parquet files now.
+    Compact(dataset_commands::CompactArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,11 +43,14 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(flags) => {
             let serve_config = config::ServeConfig::load(&flags)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(server::serve(serve_config))
         }
+        Command::Import(arguments) => runtime.block_on(import::run(arguments)),
+        Command::Stats(arguments) => runtime.block_on(dataset_commands::stats(arguments)),
+        Command::Compact(arguments) => runtime.block_on(dataset_commands::compact(arguments)),
     }
 }

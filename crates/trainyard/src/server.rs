@@ -13,6 +13,8 @@ use trainyard_api::{ApiConfig, AppState};
 use trainyard_core::clock::{Clock, SystemClock};
 use trainyard_core::service::Service;
 use trainyard_core::store::MetadataStore;
+use trainyard_data::ingest::DatasetPortAdapter;
+use trainyard_data::{DatasetConfig, DatasetStore};
 use trainyard_store::SqlStore;
 
 use crate::config::ServeConfig;
@@ -35,9 +37,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (root_key, origin) = keys::root_access_key(&config.data_dir)?;
     let store_handle: Arc<SqlStore> = Arc::new(store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let service = Service::new(store_handle.clone() as Arc<dyn MetadataStore>, clock.clone());
+    let dataset_config = DatasetConfig {
+        log_directory: config.data_dir.join("ingest-log"),
+        segment_max_bytes: config.ingest_segment_max_bytes,
+    };
+    let datasets = Arc::new(
+        DatasetStore::open_local(dataset_config, &objects_dir, tokio::runtime::Handle::current())
+            .context("opening the data store")?,
+    );
+    let service = Service::new(store_handle.clone() as Arc<dyn MetadataStore>, clock.clone())
+        .with_datasets(Arc::new(DatasetPortAdapter(datasets.clone())));
     let state = AppState {
         service,
+        datasets: datasets.clone(),
         credentials: Arc::new(Credentials::new([root_key.clone()])),
         config: ApiConfig {
             max_body_bytes: config.max_body_bytes,
@@ -67,6 +79,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let janitor = tokio::spawn(forget_expired_nonces(store_handle.clone(), clock, shutdown.clone()));
+    let compactor = tokio::spawn(compact_periodically(
+        datasets.clone(),
+        Duration::from_secs(config.compaction_interval_seconds),
+        shutdown.clone(),
+    ));
     let shutdown_for_signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -85,6 +102,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     janitor.abort();
+    // Let a compaction in progress finish: it is redone safely if cut short, but finishing it
+    // leaves less to redo.
+    if tokio::time::timeout(Duration::from_secs(30), compactor).await.is_err() {
+        tracing::warn!("the compactor did not stop within 30 s");
+    }
     store_handle.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -131,6 +153,42 @@ fn metadata_description(config: &ServeConfig) -> String {
             (Some((scheme, _)), Some((_, host_and_database))) => format!("{scheme}://***@{host_and_database}"),
             _ => url.clone(),
         },
+    }
+}
+
+/// Compacts every app group's sealed log segments (and seals active ones that hold anything)
+/// into Parquet files, every `interval`.
+async fn compact_periodically(datasets: Arc<DatasetStore>, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let app_group_ids = match datasets.app_groups_on_disk() {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the ingest log");
+                continue;
+            }
+        };
+        for app_group_id in app_group_ids {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match datasets.compact(app_group_id, true).await {
+                Ok(report) if report.records_compacted > 0 => tracing::info!(
+                    app_group_id,
+                    records = report.records_compacted,
+                    files = report.files_written,
+                    "compacted the ingest log into Parquet"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(app_group_id, %error, "compaction failed; it will be retried"),
+            }
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub async fn get_function_default_instance(State(state): State<AppState>, call: 
         result: Some(serde_json::json!({ "InstanceName": instance_name })),
         total_count: None,
         top_level: vec![("FunctionName", Value::from(function_name)), ("InstanceName", Value::from(instance_name))],
+        ..Reply::default()
     })
 }
 

@@ -2,6 +2,7 @@
 //! calls the one matching method of the domain service, and encodes the result.
 
 pub mod app_groups;
+pub mod data;
 pub mod default_instance;
 pub mod instances;
 pub mod resources;

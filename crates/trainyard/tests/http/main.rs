@@ -4,6 +4,7 @@
 mod support;
 
 mod app_groups;
+mod data;
 mod default_instance;
 mod instances;
 mod limits;

@@ -166,6 +166,8 @@ pub struct Tamper {
     pub declared_content_length_only: Option<usize>,
     /// With `raw_tcp`: send the body chunked, without a Content-Length.
     pub chunked: bool,
+    /// Extra headers, signed like the others.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 /// A signing HTTP client.
@@ -215,7 +217,7 @@ impl Client {
     }
 
     /// Like [`Client::call`] with a raw body and tampering.
-    pub async fn call_raw(
+    async fn exchange(
         &self,
         action: &str,
         method: &str,
@@ -223,7 +225,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
         tamper: &Tamper,
-    ) -> Answer {
+    ) -> Result<Answer, String> {
         let query_string: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(query.iter()).finish();
         let body_bytes = body.unwrap_or_default();
         let date = tamper.date.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
@@ -248,6 +250,7 @@ impl Client {
                 tamper.content_type.clone().unwrap_or_else(|| "application/json; charset=utf-8".into()),
             ));
         }
+        headers.extend(tamper.extra_headers.iter().cloned());
         headers.sort();
         let signed_header_names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         let canonical_query = {
@@ -288,7 +291,7 @@ impl Client {
         }
         if tamper.raw_tcp {
             let target = if query_string.is_empty() { path.to_string() } else { format!("{path}?{query_string}") };
-            return raw_exchange(&self.host, method, &target, &wire_headers, &wire_body, tamper);
+            return Ok(raw_exchange(&self.host, method, &target, &wire_headers, &wire_body, tamper));
         }
         let mut request = self.http.request(method.parse().expect("method"), url);
         for (name, value) in &wire_headers {
@@ -297,12 +300,30 @@ impl Client {
         if !wire_body.is_empty() || method != "GET" {
             request = request.body(wire_body);
         }
-        let response = request.send().await.expect("request sent");
+        let response = request.send().await.map_err(|error| format!("request not sent: {error}"))?;
         let status = response.status().as_u16();
         let response_headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON: {text:?}"));
-        Answer { status, headers: response_headers, body }
+        let text = response.text().await.map_err(|error| format!("body not read: {error}"))?;
+        let body = serde_json::from_str(&text).map_err(|_| format!("response is not JSON: {text:?}"))?;
+        Ok(Answer { status, headers: response_headers, body })
+    }
+
+    /// Like [`Client::call`] with a raw body and tampering.
+    pub async fn call_raw(
+        &self,
+        action: &str,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        tamper: &Tamper,
+    ) -> Answer {
+        self.exchange(action, method, path, query, body, tamper).await.unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// A signed call whose transport failure is returned, not a panic (the server may be gone).
+    pub async fn try_call_raw(&self, action: &str, method: &str, path: &str, body: Vec<u8>) -> Result<Answer, String> {
+        self.exchange(action, method, path, &[], Some(body), &Tamper::default()).await
     }
 
     // ---- typed helpers for the common calls ----
