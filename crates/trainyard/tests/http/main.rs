@@ -6,6 +6,7 @@ mod support;
 mod app_groups;
 mod data;
 mod default_instance;
+mod import;
 mod instances;
 mod limits;
 mod resources;
