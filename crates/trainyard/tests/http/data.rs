@@ -31,7 +31,7 @@ const DOCUMENTS: &str = "/v3/openapi/apps/shop/main/actions/bulk";
 
 /// Reads everything a stopped server's data dir holds, through the dataset reader (on a thread
 /// of its own: the reader blocks, and the test's runtime must not).
-fn read_back(data_dir: &std::path::Path, app_group_id: i64, kind: DatasetKind) -> Vec<IngestRecord> {
+pub fn read_back(data_dir: &std::path::Path, app_group_id: i64, kind: DatasetKind) -> Vec<IngestRecord> {
     let data_dir = data_dir.to_path_buf();
     std::thread::spawn(move || read_back_blocking(&data_dir, app_group_id, kind)).join().expect("the reader thread")
 }

@@ -95,6 +95,25 @@ async fn import_loads_maps_reports_and_resumes_without_duplicates() {
     assert!(succeeded);
     let stats: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(stats["Behavior"]["Events"], 2499);
+    // The imported searches come back from the dataset reader exactly as the file held them.
+    let app_group_id: i64 =
+        server.client().call("DescribeAppGroup", "GET", "/v4/openapi/app-groups/shop", &[], None).await.result()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let searches =
+        crate::data::read_back(&server.data_dir, app_group_id, trainyard_data::records::DatasetKind::QueryLog);
+    let read: Vec<(String, bool, i64, i64)> = searches
+        .iter()
+        .map(|record| match record {
+            trainyard_data::records::IngestRecord::QueryLog(entry) => {
+                (entry.query.clone(), entry.raw_query, entry.hits, entry.timestamp)
+            }
+            other => panic!("not a search: {other:?}"),
+        })
+        .collect();
+    assert_eq!(read, vec![("red shoes".to_string(), true, 3, now), ("hat".to_string(), false, 0, now)]);
     assert_eq!(stats["QueryLog"]["Searches"], 2);
     assert_eq!(stats["RecordsInLog"], 0, "--compact compacted everything");
     let (succeeded, summary, _) = trainyard(&server, &["stats", "--app", "shop"]);
