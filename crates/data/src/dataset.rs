@@ -356,6 +356,11 @@ impl DatasetStore {
     /// Seals the active segment (when it holds anything and `seal_active`) and compacts every
     /// sealed segment into Parquet files, oldest first.
     pub fn compact_blocking(&self, app_group_id: i64, seal_active: bool) -> Result<CompactionReport, DataError> {
+        let is_open = lock(&self.streams).contains_key(&app_group_id);
+        if !is_open && !self.config.log_directory.join(format!("app-{app_group_id}")).exists() {
+            // Nothing was ever pushed (or the app group was just removed): do not create a log.
+            return Ok(CompactionReport::default());
+        }
         let stream = self.stream(app_group_id)?;
         let _one_at_a_time = lock(&stream.compaction);
         let to_compact = {
