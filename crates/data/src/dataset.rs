@@ -226,7 +226,11 @@ impl DatasetStore {
                 if let Some(key) = &frame.batch_key {
                     live_batch_keys.insert(
                         key.clone(),
-                        AppliedBatch { first_sequence: frame.first_sequence, record_count: frame.records.len() as u64 },
+                        AppliedBatch {
+                            first_sequence: frame.first_sequence,
+                            record_count: frame.records.len() as u64,
+                            element_count: u64::from(frame.element_count),
+                        },
                     );
                 }
             }
@@ -254,12 +258,28 @@ impl DatasetStore {
     }
 
     /// Appends validated records of one kind as one durable frame. With a `batch_key` already
-    /// applied, nothing is written and the earlier outcome is returned (`duplicate`).
+    /// applied, nothing is written and the earlier outcome is returned (`duplicate`) — provided
+    /// the push carries as many elements as the first time (`element_count`, refused ones
+    /// included); otherwise the key is refused, since it names another batch.
     pub fn append_blocking(
         &self,
         app_group_id: i64,
         kind: DatasetKind,
         records: &[IngestRecord],
+        batch_key: Option<&str>,
+        received_ms: i64,
+    ) -> Result<AppendOutcome, DataError> {
+        self.append_elements_blocking(app_group_id, kind, records, records.len(), batch_key, received_ms)
+    }
+
+    /// [`DatasetStore::append_blocking`] for a push of `element_count` elements of which
+    /// `records` were accepted.
+    pub fn append_elements_blocking(
+        &self,
+        app_group_id: i64,
+        kind: DatasetKind,
+        records: &[IngestRecord],
+        element_count: usize,
         batch_key: Option<&str>,
         received_ms: i64,
     ) -> Result<AppendOutcome, DataError> {
@@ -270,6 +290,13 @@ impl DatasetStore {
                 stream.manifest.read().unwrap_or_else(std::sync::PoisonError::into_inner).batch_keys.get(key).copied()
             });
             if let Some(applied) = applied {
+                if applied.element_count != element_count as u64 {
+                    return Err(DataError::BatchKeyMismatch {
+                        key: key.to_string(),
+                        applied_elements: applied.element_count,
+                        pushed_elements: element_count as u64,
+                    });
+                }
                 return Ok(AppendOutcome {
                     first_sequence: applied.first_sequence,
                     record_count: applied.record_count,
@@ -281,7 +308,9 @@ impl DatasetStore {
             return Ok(AppendOutcome { first_sequence: state.next_sequence, record_count: 0, duplicate: false });
         }
         let first_sequence = state.next_sequence;
-        let frame = encode_frame(kind, first_sequence, received_ms, batch_key, records);
+        let element_count_u32 =
+            u32::try_from(element_count).map_err(|_| DataError::Corrupt("too many elements in one push".into()))?;
+        let frame = encode_frame(kind, first_sequence, received_ms, batch_key, element_count_u32, records);
         if !state.active.is_empty() && state.active.length() + frame.len() as u64 > self.config.segment_max_bytes {
             let replacement = ActiveSegment::create(&stream.directory, first_sequence)?;
             let sealed = std::mem::replace(&mut state.active, replacement);
@@ -293,7 +322,10 @@ impl DatasetStore {
         let record_count = records.len() as u64;
         state.next_sequence = first_sequence + record_count.max(1);
         if let Some(key) = batch_key {
-            state.live_batch_keys.insert(key.to_string(), AppliedBatch { first_sequence, record_count });
+            state.live_batch_keys.insert(
+                key.to_string(),
+                AppliedBatch { first_sequence, record_count, element_count: element_count as u64 },
+            );
         }
         Ok(AppendOutcome { first_sequence, record_count, duplicate: false })
     }
@@ -407,7 +439,11 @@ impl DatasetStore {
             if let Some(key) = &frame.batch_key {
                 batch_keys.push((
                     key.clone(),
-                    AppliedBatch { first_sequence: frame.first_sequence, record_count: frame.records.len() as u64 },
+                    AppliedBatch {
+                        first_sequence: frame.first_sequence,
+                        record_count: frame.records.len() as u64,
+                        element_count: u64::from(frame.element_count),
+                    },
                 ));
             }
             for (offset, record) in frame.records.into_iter().enumerate() {

@@ -23,6 +23,10 @@ pub enum DataError {
     Task(String),
     #[error("compaction stopped at an injected fault: {0}")]
     InjectedFault(&'static str),
+    #[error(
+        "the batch key {key} was applied to a push of {applied_elements} records, and this push has {pushed_elements}; a key names one batch (resume an import with the same --batch-size)"
+    )]
+    BatchKeyMismatch { key: String, applied_elements: u64, pushed_elements: u64 },
 }
 
 impl DataError {
@@ -42,12 +46,16 @@ impl DataError {
             | DataError::Manifest(_)
             | DataError::Task(_)
             | DataError::InjectedFault(_) => ErrorCode::InternalError,
+            DataError::BatchKeyMismatch { .. } => ErrorCode::InvalidParameter,
         }
     }
 }
 
 impl From<DataError> for CoreError {
     fn from(error: DataError) -> CoreError {
+        if let DataError::BatchKeyMismatch { .. } = &error {
+            return CoreError::invalid("x-trainyard-batch-key", error.to_string());
+        }
         match error.code() {
             ErrorCode::ServiceUnavailable => {
                 CoreError::StorageUnavailable { message: "the data store is out of space".into() }

@@ -111,7 +111,14 @@ impl DatasetStore {
         let appended = if records.is_empty() && batch_key.is_none() {
             None
         } else {
-            Some(self.append_blocking(app_group_id, target.kind(), &records, batch_key, received_ms)?)
+            Some(self.append_elements_blocking(
+                app_group_id,
+                target.kind(),
+                &records,
+                elements.len(),
+                batch_key,
+                received_ms,
+            )?)
         };
         Ok(PushReport { received: elements.len(), accepted: records.len(), rejections, appended })
     }

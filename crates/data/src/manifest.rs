@@ -32,6 +32,8 @@ pub struct DataFile {
 pub struct AppliedBatch {
     pub first_sequence: u64,
     pub record_count: u64,
+    /// Elements the push carried, refused ones included.
+    pub element_count: u64,
 }
 
 /// The manifest of one app group.

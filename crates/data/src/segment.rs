@@ -8,8 +8,12 @@
 //! ```text
 //! segment := "TYLOG001" frame*
 //! frame   := magic u32 "TYFR" | body_length u32 | crc32c(body) u32 | body
-//! body    := kind u8 | record_count u32 | first_sequence u64 | received_ms i64
-//!            | batch_key_length u16 | batch_key | records (JSON, one per line)
+//! body    := kind u8 | record_count u32 | element_count u32 | first_sequence u64
+//!            | received_ms i64 | batch_key_length u16 | batch_key | records (JSON, one per line)
+//! ```
+//! (`element_count` is how many elements the push carried, refused ones included: a batch key
+//! applied again must come with the same count.)
+//! ```text
 //! ```
 //! All integers little-endian. Only the tail of the newest segment can be torn (a crash in the
 //! middle of an append): it is cut off when the segment is reopened. A bad frame followed by a
@@ -26,7 +30,7 @@ use crate::records::{DatasetKind, IngestRecord};
 const SEGMENT_MAGIC: &[u8; 8] = b"TYLOG001";
 const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"TYFR");
 const FRAME_HEADER_BYTES: usize = 12;
-const BODY_FIXED_BYTES: usize = 1 + 4 + 8 + 8 + 2;
+const BODY_FIXED_BYTES: usize = 1 + 4 + 4 + 8 + 8 + 2;
 /// The largest frame body accepted when reading (a corrupt length cannot make us allocate more).
 const MAX_FRAME_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -47,6 +51,8 @@ pub struct Frame {
     pub first_sequence: u64,
     pub received_ms: i64,
     pub batch_key: Option<String>,
+    /// Elements the push carried (refused ones included).
+    pub element_count: u32,
     pub records: Vec<IngestRecord>,
 }
 
@@ -63,6 +69,7 @@ pub fn encode_frame(
     first_sequence: u64,
     received_ms: i64,
     batch_key: Option<&str>,
+    element_count: u32,
     records: &[IngestRecord],
 ) -> Vec<u8> {
     let key = batch_key.unwrap_or("").as_bytes();
@@ -70,6 +77,7 @@ pub fn encode_frame(
     let mut body = Vec::with_capacity(BODY_FIXED_BYTES + key.len() + records.len() * 256);
     body.push(kind.code());
     body.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    body.extend_from_slice(&element_count.to_le_bytes());
     body.extend_from_slice(&first_sequence.to_le_bytes());
     body.extend_from_slice(&received_ms.to_le_bytes());
     body.extend_from_slice(&key_length.to_le_bytes());
@@ -118,9 +126,10 @@ fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
     let kind = DatasetKind::from_code(body[0])
         .ok_or_else(|| DataError::Corrupt(format!("unknown record kind {} in a checksummed frame", body[0])))?;
     let record_count = u32::from_le_bytes(body[1..5].try_into().expect("4 bytes")) as usize;
-    let first_sequence = u64::from_le_bytes(body[5..13].try_into().expect("8 bytes"));
-    let received_ms = i64::from_le_bytes(body[13..21].try_into().expect("8 bytes"));
-    let key_length = u16::from_le_bytes(body[21..23].try_into().expect("2 bytes")) as usize;
+    let element_count = u32::from_le_bytes(body[5..9].try_into().expect("4 bytes"));
+    let first_sequence = u64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
+    let received_ms = i64::from_le_bytes(body[17..25].try_into().expect("8 bytes"));
+    let key_length = u16::from_le_bytes(body[25..27].try_into().expect("2 bytes")) as usize;
     let key_end = BODY_FIXED_BYTES + key_length;
     let key_bytes = body
         .get(BODY_FIXED_BYTES..key_end)
@@ -143,7 +152,10 @@ fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
             records.len()
         )));
     }
-    Ok(FrameRead::Frame(Frame { kind, first_sequence, received_ms, batch_key, records }, body_start + body_length))
+    Ok(FrameRead::Frame(
+        Frame { kind, first_sequence, received_ms, batch_key, element_count, records },
+        body_start + body_length,
+    ))
 }
 
 /// Every frame of a segment's bytes, up to `end` (exclusive); `Err` when damaged.
@@ -310,9 +322,9 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let mut segment = ActiveSegment::create(directory.path(), 1).unwrap();
         segment
-            .append(&encode_frame(DatasetKind::QueryLog, 1, 1000, Some("import:a:0"), &[entry("a"), entry("b")]))
+            .append(&encode_frame(DatasetKind::QueryLog, 1, 1000, Some("import:a:0"), 2, &[entry("a"), entry("b")]))
             .unwrap();
-        segment.append(&encode_frame(DatasetKind::QueryLog, 3, 2000, None, &[entry("c")])).unwrap();
+        segment.append(&encode_frame(DatasetKind::QueryLog, 3, 2000, None, 1, &[entry("c")])).unwrap();
         let path = segment.seal();
         let (frames, _) = read_segment_file(&path, None, false).unwrap();
         assert_eq!(frames.len(), 2);
@@ -326,9 +338,9 @@ mod tests {
     fn a_torn_tail_is_cut_and_damage_in_the_middle_is_refused() {
         let directory = tempfile::tempdir().unwrap();
         let mut segment = ActiveSegment::create(directory.path(), 1).unwrap();
-        segment.append(&encode_frame(DatasetKind::QueryLog, 1, 1000, None, &[entry("kept")])).unwrap();
+        segment.append(&encode_frame(DatasetKind::QueryLog, 1, 1000, None, 1, &[entry("kept")])).unwrap();
         let good_length = segment.length();
-        let second = encode_frame(DatasetKind::QueryLog, 2, 2000, None, &[entry("torn")]);
+        let second = encode_frame(DatasetKind::QueryLog, 2, 2000, None, 1, &[entry("torn")]);
         let path = segment.seal();
         // A crash halfway through the second append.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -342,7 +354,7 @@ mod tests {
 
         // Damage the first frame while a good one follows: refused.
         let mut segment = ActiveSegment::reopen(&path, 1).unwrap().0;
-        segment.append(&encode_frame(DatasetKind::QueryLog, 2, 2000, None, &[entry("after")])).unwrap();
+        segment.append(&encode_frame(DatasetKind::QueryLog, 2, 2000, None, 1, &[entry("after")])).unwrap();
         drop(segment);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[SEGMENT_MAGIC.len() + FRAME_HEADER_BYTES + 30] ^= 0xff;
@@ -352,8 +364,8 @@ mod tests {
 
     #[test]
     fn every_truncation_point_of_the_last_frame_is_recovered() {
-        let frame_one = encode_frame(DatasetKind::QueryLog, 1, 1000, None, &[entry("one")]);
-        let frame_two = encode_frame(DatasetKind::QueryLog, 2, 1000, Some("k"), &[entry("two")]);
+        let frame_one = encode_frame(DatasetKind::QueryLog, 1, 1000, None, 1, &[entry("one")]);
+        let frame_two = encode_frame(DatasetKind::QueryLog, 2, 1000, Some("k"), 1, &[entry("two")]);
         let mut whole = SEGMENT_MAGIC.to_vec();
         whole.extend_from_slice(&frame_one);
         let after_first = whole.len();

@@ -90,6 +90,7 @@ pub struct FunctionReadiness {
 pub struct DatasetStats {
     pub tables: Vec<TableStats>,
     pub behavior: BehaviorStats,
+    /// Distinct items and users with an `ITEM_INFO` / `USER` record.
     pub item_infos: u64,
     pub users: u64,
     pub query_log: QueryLogStats,
@@ -122,8 +123,8 @@ impl Snapshot {
         }
         let behavior = self.behavior_stats()?;
         let query_log = self.query_log_stats()?;
-        let item_infos = self.count_rows(DatasetKind::ItemInfo)?;
-        let users = self.count_rows(DatasetKind::Users)?;
+        let item_infos = self.count_distinct_keys(DatasetKind::ItemInfo)?;
+        let users = self.count_distinct_keys(DatasetKind::Users)?;
         let records_in_log = self.max_sequence.saturating_sub(self.manifest.compacted_through_sequence);
         let table_stats: Vec<TableStats> =
             tables.into_iter().map(|(table, documents)| TableStats { table, documents }).collect();
@@ -140,12 +141,17 @@ impl Snapshot {
         })
     }
 
-    fn count_rows(&self, kind: DatasetKind) -> Result<u64, DataError> {
-        let mut rows = 0u64;
-        for batch in self.scan(kind, ScanOptions { days: None, columns: Some(vec!["sequence".into()]) })? {
-            rows += batch?.num_rows() as u64;
+    /// Item and user records are keyed: a key pushed twice is one item or user.
+    fn count_distinct_keys(&self, kind: DatasetKind) -> Result<u64, DataError> {
+        let mut keys = HashSet::new();
+        for batch in self.scan(kind, ScanOptions { days: None, columns: Some(vec!["key".into()]) })? {
+            let batch = batch?;
+            let values = column(&batch, "key")?.as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                keys.insert(hash_text(values.value(row)));
+            }
         }
-        Ok(rows)
+        Ok(keys.len() as u64)
     }
 
     fn behavior_stats(&self) -> Result<BehaviorStats, DataError> {

@@ -359,3 +359,35 @@ fn removing_an_app_group_removes_its_log_and_files() {
     assert!(!fixture.directory.path().join("objects/datasets/app_group_id=7").exists());
     assert_eq!(all_records(&store, DatasetKind::QueryLog).len(), 0, "a new, empty stream");
 }
+
+#[test]
+fn a_batch_key_reused_for_a_different_batch_is_refused() {
+    let fixture = Fixture::new();
+    let store = fixture.open(64 * 1024 * 1024);
+    let two = vec![search("a", 1, NOW), search("b", 1, NOW)];
+    store.append_blocking(APP, DatasetKind::QueryLog, &two, Some("import:f:0"), 1).unwrap();
+    let error = store.append_blocking(APP, DatasetKind::QueryLog, &two[..1], Some("import:f:0"), 2).unwrap_err();
+    assert!(error.to_string().contains("applied to a push of 2 records, and this push has 1"), "{error}");
+    store.compact_blocking(APP, true).unwrap();
+    assert!(
+        store.append_blocking(APP, DatasetKind::QueryLog, &two[..1], Some("import:f:0"), 3).is_err(),
+        "also once compacted"
+    );
+    assert_eq!(all_records(&store, DatasetKind::QueryLog).len(), 2);
+}
+
+#[test]
+fn item_and_user_records_are_counted_once_per_key() {
+    let fixture = Fixture::new();
+    let store = fixture.open(64 * 1024 * 1024);
+    let user = |id: &str| {
+        validate_collection_record(
+            format!("{{\"cmd\":\"ADD\",\"fields\":{{\"user_id\":\"{id}\"}}}}").as_bytes(),
+            CollectionType::User,
+            NOW,
+        )
+        .unwrap()
+    };
+    store.append_blocking(APP, DatasetKind::Users, &[user("u1"), user("u2"), user("u1")], None, 1).unwrap();
+    assert_eq!(store.snapshot(APP).unwrap().stats(NOW).unwrap().users, 2);
+}
