@@ -23,7 +23,9 @@ use crate::columnar::{StoredRecord, partition_day, records_to_batch, write_parqu
 use crate::error::DataError;
 use crate::manifest::{AppliedBatch, DataFile, Manifest};
 use crate::records::{DatasetKind, IngestRecord};
-use crate::segment::{ActiveSegment, Frame, encode_frame, parse_segment_file_name, read_segment_file, sync_directory};
+use crate::segment::{
+    ActiveSegment, Decode, Frame, encode_frame, parse_segment_file_name, read_segment_file, sync_directory,
+};
 
 /// Settings of the data store.
 #[derive(Debug, Clone)]
@@ -212,7 +214,7 @@ impl DatasetStore {
                 let (reopened, frames) = ActiveSegment::reopen(&path, first_sequence)?;
                 (Some(reopened), frames)
             } else {
-                (None, read_segment_file(&path, None, false)?.0)
+                (None, read_segment_file(&path, None, false, Decode::HeadersOnly)?.0)
             };
             let segment_last = frames.iter().map(Frame::last_sequence).max().unwrap_or(0);
             let already_compacted = !frames.is_empty() && segment_last <= manifest.compacted_through_sequence;
@@ -228,7 +230,7 @@ impl DatasetStore {
                         key.clone(),
                         AppliedBatch {
                             first_sequence: frame.first_sequence,
-                            record_count: frame.records.len() as u64,
+                            record_count: frame.record_count as u64,
                             element_count: u64::from(frame.element_count),
                         },
                     );
@@ -429,7 +431,7 @@ impl DatasetStore {
     }
 
     fn compact_segment(&self, stream: &AppStream, segment: &SealedSegment) -> Result<(u64, usize), DataError> {
-        let (frames, _) = read_segment_file(&segment.path, None, false)?;
+        let (frames, _) = read_segment_file(&segment.path, None, false, Decode::Records)?;
         let mut groups: BTreeMap<(DatasetKind, i64), Vec<StoredRecord>> = BTreeMap::new();
         let mut batch_keys = Vec::new();
         let mut last_sequence = segment.first_sequence.saturating_sub(1);
@@ -441,7 +443,7 @@ impl DatasetStore {
                     key.clone(),
                     AppliedBatch {
                         first_sequence: frame.first_sequence,
-                        record_count: frame.records.len() as u64,
+                        record_count: frame.record_count as u64,
                         element_count: u64::from(frame.element_count),
                     },
                 ));

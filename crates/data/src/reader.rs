@@ -29,7 +29,7 @@ use crate::dataset::{Snapshot, document_order};
 use crate::error::DataError;
 use crate::manifest::DataFile;
 use crate::records::{DatasetKind, DocumentCommand, IngestRecord};
-use crate::segment::read_segment_file;
+use crate::segment::{Decode, read_segment_file};
 
 /// Rows per batch read from files and built from the log.
 pub const BATCH_ROWS: usize = 8192;
@@ -144,7 +144,7 @@ impl Snapshot {
     /// Every record of `kind` in the log part of the snapshot (not yet compacted).
     fn log_records(&self, segment_index: usize, kind: DatasetKind) -> Result<Vec<StoredRecord>, DataError> {
         let segment = &self.segments[segment_index];
-        let (frames, _) = match read_segment_file(&segment.path, segment.end_offset, false) {
+        let (frames, _) = match read_segment_file(&segment.path, segment.end_offset, false, Decode::Records) {
             Ok(read) => read,
             // A segment compacted and deleted after the snapshot was taken would be pinned; a
             // missing file here means it was empty and never written.

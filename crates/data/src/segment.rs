@@ -53,14 +53,27 @@ pub struct Frame {
     pub batch_key: Option<String>,
     /// Elements the push carried (refused ones included).
     pub element_count: u32,
+    /// Records in the frame (also when they were not decoded).
+    pub record_count: usize,
+    /// The records; empty when read with [`Decode::HeadersOnly`].
     pub records: Vec<IngestRecord>,
 }
 
 impl Frame {
     /// The sequence of the last record (the frame's first sequence when it holds none).
     pub fn last_sequence(&self) -> u64 {
-        self.first_sequence + (self.records.len() as u64).saturating_sub(1)
+        self.first_sequence + (self.record_count as u64).saturating_sub(1)
     }
+}
+
+/// How much of each frame to decode. Both verify every checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decode {
+    /// Parse the records too.
+    Records,
+    /// Only the headers (sequences, counts, batch keys): what reopening a log needs, at a
+    /// fraction of the cost.
+    HeadersOnly,
 }
 
 /// Encodes a frame.
@@ -103,7 +116,7 @@ enum FrameRead {
     End,
 }
 
-fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
+fn read_frame_at(bytes: &[u8], offset: usize, decode: Decode) -> Result<FrameRead, DataError> {
     if offset == bytes.len() {
         return Ok(FrameRead::End);
     }
@@ -139,6 +152,11 @@ fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
     } else {
         Some(String::from_utf8(key_bytes.to_vec()).map_err(|_| DataError::Corrupt("a batch key is not UTF-8".into()))?)
     };
+    if decode == Decode::HeadersOnly {
+        let frame =
+            Frame { kind, first_sequence, received_ms, batch_key, element_count, record_count, records: Vec::new() };
+        return Ok(FrameRead::Frame(frame, body_start + body_length));
+    }
     let mut records = Vec::with_capacity(record_count);
     for line in body[key_end..].split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
         records.push(
@@ -153,7 +171,7 @@ fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
         )));
     }
     Ok(FrameRead::Frame(
-        Frame { kind, first_sequence, received_ms, batch_key, element_count, records },
+        Frame { kind, first_sequence, received_ms, batch_key, element_count, record_count, records },
         body_start + body_length,
     ))
 }
@@ -162,7 +180,12 @@ fn read_frame_at(bytes: &[u8], offset: usize) -> Result<FrameRead, DataError> {
 ///
 /// With `allow_torn_tail`, a bad frame that no good frame follows ends the segment there and its
 /// offset is returned; otherwise any bad frame is an error.
-pub fn decode_segment(bytes: &[u8], end: usize, allow_torn_tail: bool) -> Result<(Vec<Frame>, usize), DataError> {
+pub fn decode_segment(
+    bytes: &[u8],
+    end: usize,
+    allow_torn_tail: bool,
+    decode: Decode,
+) -> Result<(Vec<Frame>, usize), DataError> {
     let bytes = &bytes[..end.min(bytes.len())];
     if bytes.len() < SEGMENT_MAGIC.len() || &bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
         if allow_torn_tail && bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(bytes) {
@@ -173,7 +196,7 @@ pub fn decode_segment(bytes: &[u8], end: usize, allow_torn_tail: bool) -> Result
     let mut frames = Vec::new();
     let mut offset = SEGMENT_MAGIC.len();
     loop {
-        match read_frame_at(bytes, offset)? {
+        match read_frame_at(bytes, offset, decode)? {
             FrameRead::End => return Ok((frames, offset)),
             FrameRead::Frame(frame, next) => {
                 frames.push(frame);
@@ -194,7 +217,7 @@ fn good_frame_after(bytes: &[u8], from: usize) -> Result<bool, DataError> {
     let mut position = from;
     while let Some(found) = bytes.get(position..).and_then(|rest| rest.windows(4).position(|window| window == magic)) {
         let candidate = position + found;
-        if let FrameRead::Frame(..) = read_frame_at(bytes, candidate)? {
+        if let FrameRead::Frame(..) = read_frame_at(bytes, candidate, Decode::HeadersOnly)? {
             return Ok(true);
         }
         position = candidate + 1;
@@ -207,6 +230,7 @@ pub fn read_segment_file(
     path: &Path,
     end: Option<u64>,
     allow_torn_tail: bool,
+    decode: Decode,
 ) -> Result<(Vec<Frame>, usize), DataError> {
     let mut file = File::open(path).map_err(|error| DataError::io(path, error))?;
     let mut bytes = Vec::new();
@@ -222,7 +246,7 @@ pub fn read_segment_file(
         }
     }
     let length = bytes.len();
-    decode_segment(&bytes, length, allow_torn_tail)
+    decode_segment(&bytes, length, allow_torn_tail, decode)
 }
 
 /// The open, newest segment of a stream.
@@ -254,7 +278,7 @@ impl ActiveSegment {
     /// Reopens the newest segment after a restart, cutting off a torn tail. Returns the segment
     /// and the frames it holds.
     pub fn reopen(path: &Path, first_sequence: u64) -> Result<(ActiveSegment, Vec<Frame>), DataError> {
-        let (frames, good_length) = read_segment_file(path, None, true)?;
+        let (frames, good_length) = read_segment_file(path, None, true, Decode::HeadersOnly)?;
         let mut file =
             OpenOptions::new().append(true).read(true).open(path).map_err(|error| DataError::io(path, error))?;
         let actual_length = file.metadata().map_err(|error| DataError::io(path, error))?.len();
@@ -326,7 +350,7 @@ mod tests {
             .unwrap();
         segment.append(&encode_frame(DatasetKind::QueryLog, 3, 2000, None, 1, &[entry("c")])).unwrap();
         let path = segment.seal();
-        let (frames, _) = read_segment_file(&path, None, false).unwrap();
+        let (frames, _) = read_segment_file(&path, None, false, Decode::Records).unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].batch_key.as_deref(), Some("import:a:0"));
         assert_eq!(frames[0].last_sequence(), 2);
@@ -371,11 +395,11 @@ mod tests {
         let after_first = whole.len();
         whole.extend_from_slice(&frame_two);
         for cut in 0..whole.len() {
-            let (frames, good) = decode_segment(&whole[..cut], cut, true).unwrap();
+            let (frames, good) = decode_segment(&whole[..cut], cut, true, Decode::Records).unwrap();
             let expected_frames = if cut < after_first { 0 } else { 1 };
             assert_eq!(frames.len(), expected_frames, "cut at {cut}");
             assert!(good <= cut);
         }
-        assert_eq!(decode_segment(&whole, whole.len(), false).unwrap().0.len(), 2);
+        assert_eq!(decode_segment(&whole, whole.len(), false, Decode::Records).unwrap().0.len(), 2);
     }
 }
