@@ -221,15 +221,6 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, DataEr
     batch.column_by_name(name).ok_or_else(|| DataError::Corrupt(format!("column {name} is missing")))
 }
 
-fn string_at(array: &ArrayRef, row: usize) -> Option<String> {
-    let strings = array.as_string::<i32>();
-    if strings.is_null(row) { None } else { Some(strings.value(row).to_string()) }
-}
-
-fn required_string(array: &ArrayRef, row: usize, name: &str) -> Result<String, DataError> {
-    string_at(array, row).ok_or_else(|| DataError::Corrupt(format!("column {name} is null")))
-}
-
 fn json_object(text: &str) -> Result<Map<String, Value>, DataError> {
     serde_json::from_str(text)
         .map_err(|error| DataError::Corrupt(format!("a stored JSON column does not decode: {error}")))
@@ -242,61 +233,119 @@ fn json_attributes(text: Option<String>) -> Result<BTreeMap<String, Value>, Data
     }
 }
 
-/// Decodes a full (unprojected) batch of `kind` back into records.
+/// The string column `name` of a batch.
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow_array::StringArray, DataError> {
+    Ok(column(batch, name)?.as_string::<i32>())
+}
+
+fn optional_text(array: &arrow_array::StringArray, row: usize) -> Option<String> {
+    if array.is_null(row) { None } else { Some(array.value(row).to_string()) }
+}
+
+fn required_text(array: &arrow_array::StringArray, row: usize, name: &str) -> Result<String, DataError> {
+    optional_text(array, row).ok_or_else(|| DataError::Corrupt(format!("column {name} is null")))
+}
+
+/// Decodes a full (unprojected) batch of `kind` back into records. Columns are looked up once
+/// per batch, not per row.
 pub fn batch_to_records(kind: DatasetKind, batch: &RecordBatch) -> Result<Vec<StoredRecord>, DataError> {
     let sequences = column(batch, "sequence")?.as_primitive::<UInt64Type>();
     let received = column(batch, "received_ms")?.as_primitive::<Int64Type>();
-    let mut records = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let record = match kind {
-            DatasetKind::Documents => {
-                let command_text = required_string(column(batch, "command")?, row, "command")?;
-                let timestamps = column(batch, "timestamp_ms")?.as_primitive::<Int64Type>();
-                IngestRecord::Document(DocumentRecord {
-                    table: required_string(column(batch, "table_name")?, row, "table_name")?,
-                    primary_key: required_string(column(batch, "primary_key")?, row, "primary_key")?,
-                    command: DocumentCommand::parse(&command_text)
+    let rows = batch.num_rows();
+    let mut decoded: Vec<IngestRecord> = Vec::with_capacity(rows);
+    match kind {
+        DatasetKind::Documents => {
+            let (tables, keys, commands, fields) = (
+                strings(batch, "table_name")?,
+                strings(batch, "primary_key")?,
+                strings(batch, "command")?,
+                strings(batch, "fields_json")?,
+            );
+            let timestamps = column(batch, "timestamp_ms")?.as_primitive::<Int64Type>();
+            for row in 0..rows {
+                let command_text = commands.value(row);
+                decoded.push(IngestRecord::Document(DocumentRecord {
+                    table: required_text(tables, row, "table_name")?,
+                    primary_key: required_text(keys, row, "primary_key")?,
+                    command: DocumentCommand::parse(command_text)
                         .ok_or_else(|| DataError::Corrupt(format!("unknown command {command_text}")))?,
                     timestamp_ms: if timestamps.is_null(row) { None } else { Some(timestamps.value(row)) },
-                    fields: json_object(&required_string(column(batch, "fields_json")?, row, "fields_json")?)?,
-                })
+                    fields: json_object(fields.value(row))?,
+                }));
             }
-            DatasetKind::Behavior => IngestRecord::Behavior(BehaviorEvent {
-                user_id: string_at(column(batch, "user_id")?, row),
-                imei: string_at(column(batch, "imei")?, row),
-                biz_id: required_string(column(batch, "biz_id")?, row, "biz_id")?,
-                trace_id: required_string(column(batch, "trace_id")?, row, "trace_id")?,
-                trace_info: string_at(column(batch, "trace_info")?, row),
-                rn: required_string(column(batch, "rn")?, row, "rn")?,
-                item_id: required_string(column(batch, "item_id")?, row, "item_id")?,
-                item_type: required_string(column(batch, "item_type")?, row, "item_type")?,
-                bhv_type: required_string(column(batch, "bhv_type")?, row, "bhv_type")?,
-                bhv_time: column(batch, "bhv_time")?.as_primitive::<Int64Type>().value(row),
-                bhv_value: string_at(column(batch, "bhv_value")?, row),
-                bhv_detail: string_at(column(batch, "bhv_detail")?, row),
-                attributes: json_attributes(string_at(column(batch, "attributes_json")?, row))?,
-            }),
-            DatasetKind::ItemInfo | DatasetKind::Users => {
-                let record = CollectionRecord {
-                    key: required_string(column(batch, "key")?, row, "key")?,
-                    fields: json_object(&required_string(column(batch, "fields_json")?, row, "fields_json")?)?,
-                };
-                if kind == DatasetKind::ItemInfo { IngestRecord::ItemInfo(record) } else { IngestRecord::User(record) }
+        }
+        DatasetKind::Behavior => {
+            let user_ids = strings(batch, "user_id")?;
+            let devices = strings(batch, "imei")?;
+            let biz_ids = strings(batch, "biz_id")?;
+            let trace_ids = strings(batch, "trace_id")?;
+            let trace_infos = strings(batch, "trace_info")?;
+            let request_ids = strings(batch, "rn")?;
+            let item_ids = strings(batch, "item_id")?;
+            let item_types = strings(batch, "item_type")?;
+            let behavior_types = strings(batch, "bhv_type")?;
+            let times = column(batch, "bhv_time")?.as_primitive::<Int64Type>();
+            let values = strings(batch, "bhv_value")?;
+            let details = strings(batch, "bhv_detail")?;
+            let attributes = strings(batch, "attributes_json")?;
+            for row in 0..rows {
+                decoded.push(IngestRecord::Behavior(BehaviorEvent {
+                    user_id: optional_text(user_ids, row),
+                    imei: optional_text(devices, row),
+                    biz_id: required_text(biz_ids, row, "biz_id")?,
+                    trace_id: required_text(trace_ids, row, "trace_id")?,
+                    trace_info: optional_text(trace_infos, row),
+                    rn: required_text(request_ids, row, "rn")?,
+                    item_id: required_text(item_ids, row, "item_id")?,
+                    item_type: required_text(item_types, row, "item_type")?,
+                    bhv_type: required_text(behavior_types, row, "bhv_type")?,
+                    bhv_time: times.value(row),
+                    bhv_value: optional_text(values, row),
+                    bhv_detail: optional_text(details, row),
+                    attributes: json_attributes(optional_text(attributes, row))?,
+                }));
             }
-            DatasetKind::QueryLog => IngestRecord::QueryLog(QueryLogEntry {
-                query: required_string(column(batch, "query")?, row, "query")?,
-                raw_query: column(batch, "raw_query")?.as_boolean().value(row),
-                rn: string_at(column(batch, "rn")?, row),
-                user_id: string_at(column(batch, "user_id")?, row),
-                hits: column(batch, "hits")?.as_primitive::<Int64Type>().value(row),
-                timestamp: column(batch, "timestamp")?.as_primitive::<Int64Type>().value(row),
-                biz_id: string_at(column(batch, "biz_id")?, row),
-                attributes: json_attributes(string_at(column(batch, "attributes_json")?, row))?,
-            }),
-        };
-        records.push(StoredRecord { sequence: sequences.value(row), received_ms: received.value(row), record });
+        }
+        DatasetKind::ItemInfo | DatasetKind::Users => {
+            let (keys, fields) = (strings(batch, "key")?, strings(batch, "fields_json")?);
+            for row in 0..rows {
+                let record =
+                    CollectionRecord { key: required_text(keys, row, "key")?, fields: json_object(fields.value(row))? };
+                decoded.push(if kind == DatasetKind::ItemInfo {
+                    IngestRecord::ItemInfo(record)
+                } else {
+                    IngestRecord::User(record)
+                });
+            }
+        }
+        DatasetKind::QueryLog => {
+            let queries = strings(batch, "query")?;
+            let raw = column(batch, "raw_query")?.as_boolean();
+            let request_ids = strings(batch, "rn")?;
+            let user_ids = strings(batch, "user_id")?;
+            let hits = column(batch, "hits")?.as_primitive::<Int64Type>();
+            let timestamps = column(batch, "timestamp")?.as_primitive::<Int64Type>();
+            let biz_ids = strings(batch, "biz_id")?;
+            let attributes = strings(batch, "attributes_json")?;
+            for row in 0..rows {
+                decoded.push(IngestRecord::QueryLog(QueryLogEntry {
+                    query: required_text(queries, row, "query")?,
+                    raw_query: raw.value(row),
+                    rn: optional_text(request_ids, row),
+                    user_id: optional_text(user_ids, row),
+                    hits: hits.value(row),
+                    timestamp: timestamps.value(row),
+                    biz_id: optional_text(biz_ids, row),
+                    attributes: json_attributes(optional_text(attributes, row))?,
+                }));
+            }
+        }
     }
-    Ok(records)
+    Ok(decoded
+        .into_iter()
+        .enumerate()
+        .map(|(row, record)| StoredRecord { sequence: sequences.value(row), received_ms: received.value(row), record })
+        .collect())
 }
 
 /// Encodes batches as one Parquet file (Snappy-compressed).

@@ -24,7 +24,8 @@ use crate::error::DataError;
 use crate::manifest::{AppliedBatch, DataFile, Manifest};
 use crate::records::{DatasetKind, IngestRecord};
 use crate::segment::{
-    ActiveSegment, Decode, Frame, encode_frame, parse_segment_file_name, read_segment_file, sync_directory,
+    ActiveSegment, Decode, Frame, encode_frame_with_payload, encode_payload, parse_segment_file_name,
+    read_segment_file, sync_directory,
 };
 
 /// Settings of the data store.
@@ -259,6 +260,16 @@ impl DatasetStore {
         })
     }
 
+    /// The batch a key was applied to, if it was.
+    pub fn applied_batch(&self, app_group_id: i64, batch_key: &str) -> Result<Option<AppliedBatch>, DataError> {
+        let stream = self.stream(app_group_id)?;
+        let state = lock(&stream.state);
+        if let Some(applied) = state.live_batch_keys.get(batch_key) {
+            return Ok(Some(*applied));
+        }
+        Ok(stream.manifest.read().unwrap_or_else(std::sync::PoisonError::into_inner).batch_keys.get(batch_key).copied())
+    }
+
     /// Appends validated records of one kind as one durable frame. With a `batch_key` already
     /// applied, nothing is written and the earlier outcome is returned (`duplicate`) — provided
     /// the push carries as many elements as the first time (`element_count`, refused ones
@@ -286,6 +297,9 @@ impl DatasetStore {
         received_ms: i64,
     ) -> Result<AppendOutcome, DataError> {
         let stream = self.stream(app_group_id)?;
+        // The records' encoding is most of a frame's cost: done before taking the lock, so
+        // that concurrent pushes only queue for the write and the fsync.
+        let payload = encode_payload(records);
         let mut state = lock(&stream.state);
         if let Some(key) = batch_key {
             let applied = state.live_batch_keys.get(key).copied().or_else(|| {
@@ -312,7 +326,15 @@ impl DatasetStore {
         let first_sequence = state.next_sequence;
         let element_count_u32 =
             u32::try_from(element_count).map_err(|_| DataError::Corrupt("too many elements in one push".into()))?;
-        let frame = encode_frame(kind, first_sequence, received_ms, batch_key, element_count_u32, records);
+        let frame = encode_frame_with_payload(
+            kind,
+            first_sequence,
+            received_ms,
+            batch_key,
+            element_count_u32,
+            records.len(),
+            &payload,
+        );
         if !state.active.is_empty() && state.active.length() + frame.len() as u64 > self.config.segment_max_bytes {
             let replacement = ActiveSegment::create(&stream.directory, first_sequence)?;
             let sealed = std::mem::replace(&mut state.active, replacement);

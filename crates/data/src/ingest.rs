@@ -106,6 +106,24 @@ impl DatasetStore {
         if elements.len() > MAX_RECORDS_PER_PUSH {
             return Err(PushError::TooManyRecords(elements.len()));
         }
+        // A batch already applied (a resumed import) is answered before any validation work;
+        // the append below checks again, atomically, for a push that races this one.
+        if let Some(key) = batch_key
+            && let Some(applied) = self.applied_batch(app_group_id, key)?
+            && applied.element_count == elements.len() as u64
+        {
+            let appended = AppendOutcome {
+                first_sequence: applied.first_sequence,
+                record_count: applied.record_count,
+                duplicate: true,
+            };
+            return Ok(PushReport {
+                received: elements.len(),
+                accepted: 0,
+                rejections: Vec::new(),
+                appended: Some(appended),
+            });
+        }
         let now_seconds = received_ms.div_euclid(1000);
         let (records, rejections) = validate_elements(&elements, |element| target.validate(element, now_seconds));
         let appended = if records.is_empty() && batch_key.is_none() {

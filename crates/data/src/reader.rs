@@ -42,25 +42,63 @@ struct ObjectChunks {
     runtime: tokio::runtime::Handle,
 }
 
-impl Length for ObjectChunks {
-    fn len(&self) -> u64 {
-        self.size
+impl ObjectChunks {
+    fn fetch(&self, start: u64, length: u64) -> std::io::Result<Bytes> {
+        let end = (start + length).min(self.size);
+        self.runtime.block_on(self.objects.get_range(&self.path, start..end)).map_err(std::io::Error::other)
     }
 }
 
-impl ChunkReader for ObjectChunks {
-    type T = bytes::buf::Reader<Bytes>;
+/// The first window a sequential read fetches; each next one doubles, up to the largest.
+const FIRST_READ_WINDOW: u64 = 64 * 1024;
+const LARGEST_READ_WINDOW: u64 = 4 * 1024 * 1024;
+
+/// A sequential reader over an object that fetches growing windows on demand. The Parquet
+/// reader asks for a reader at each page header and reads only a little of it: fetching the
+/// rest of the file each time would read it many times over.
+struct WindowedRead {
+    chunks: Arc<ObjectChunks>,
+    position: u64,
+    window: u64,
+    buffer: Bytes,
+}
+
+impl std::io::Read for WindowedRead {
+    fn read(&mut self, destination: &mut [u8]) -> std::io::Result<usize> {
+        if self.buffer.is_empty() {
+            if self.position >= self.chunks.size || destination.is_empty() {
+                return Ok(0);
+            }
+            self.buffer = self.chunks.fetch(self.position, self.window)?;
+            self.position += self.buffer.len() as u64;
+            self.window = (self.window * 2).min(LARGEST_READ_WINDOW);
+        }
+        let count = destination.len().min(self.buffer.len());
+        destination[..count].copy_from_slice(&self.buffer[..count]);
+        self.buffer.advance(count);
+        Ok(count)
+    }
+}
+
+/// Random access to an object for the Parquet reader (shared by its column readers).
+#[derive(Clone)]
+struct SharedChunks(Arc<ObjectChunks>);
+
+impl Length for SharedChunks {
+    fn len(&self) -> u64 {
+        self.0.size
+    }
+}
+
+impl ChunkReader for SharedChunks {
+    type T = WindowedRead;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        let length = usize::try_from(self.size.saturating_sub(start)).unwrap_or(usize::MAX);
-        Ok(self.get_bytes(start, length)?.reader())
+        Ok(WindowedRead { chunks: self.0.clone(), position: start, window: FIRST_READ_WINDOW, buffer: Bytes::new() })
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let range = start..start + length as u64;
-        self.runtime
-            .block_on(self.objects.get_range(&self.path, range))
-            .map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))
+        self.0.fetch(start, length as u64).map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))
     }
 }
 
@@ -193,12 +231,12 @@ fn open_file(
     projection: Option<&[usize]>,
     batch_rows: usize,
 ) -> Result<ParquetRecordBatchReader, DataError> {
-    let chunks = ObjectChunks {
+    let chunks = SharedChunks(Arc::new(ObjectChunks {
         objects: snapshot.objects.clone(),
         path: ObjectPath::from(file.path.as_str()),
         size: file.bytes,
         runtime: snapshot.runtime.clone(),
-    };
+    }));
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(chunks)?.with_batch_size(batch_rows);
     if let Some(indices) = projection {
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());

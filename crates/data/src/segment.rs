@@ -76,7 +76,8 @@ pub enum Decode {
     HeadersOnly,
 }
 
-/// Encodes a frame.
+/// Encodes a frame (the store encodes the payload and the frame separately).
+#[cfg(test)]
 pub fn encode_frame(
     kind: DatasetKind,
     first_sequence: u64,
@@ -85,26 +86,48 @@ pub fn encode_frame(
     element_count: u32,
     records: &[IngestRecord],
 ) -> Vec<u8> {
+    debug_assert!(records.iter().all(|record| record.kind() == kind));
+    let payload = encode_payload(records);
+    encode_frame_with_payload(kind, first_sequence, received_ms, batch_key, element_count, records.len(), &payload)
+}
+
+/// The records part of a frame: one JSON line per record.
+pub fn encode_payload(records: &[IngestRecord]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(records.len() * 320);
+    for record in records {
+        payload.extend_from_slice(&record.to_log_line());
+        payload.push(b'\n');
+    }
+    payload
+}
+
+/// A frame around an already encoded payload of `record_count` records.
+pub fn encode_frame_with_payload(
+    kind: DatasetKind,
+    first_sequence: u64,
+    received_ms: i64,
+    batch_key: Option<&str>,
+    element_count: u32,
+    record_count: usize,
+    payload: &[u8],
+) -> Vec<u8> {
     let key = batch_key.unwrap_or("").as_bytes();
     let key_length = u16::try_from(key.len()).expect("batch keys are at most 256 bytes");
-    let mut body = Vec::with_capacity(BODY_FIXED_BYTES + key.len() + records.len() * 256);
-    body.push(kind.code());
-    body.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    body.extend_from_slice(&element_count.to_le_bytes());
-    body.extend_from_slice(&first_sequence.to_le_bytes());
-    body.extend_from_slice(&received_ms.to_le_bytes());
-    body.extend_from_slice(&key_length.to_le_bytes());
-    body.extend_from_slice(key);
-    for record in records {
-        debug_assert_eq!(record.kind(), kind);
-        body.extend_from_slice(&record.to_log_line());
-        body.push(b'\n');
-    }
-    let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
+    let body_length = BODY_FIXED_BYTES + key.len() + payload.len();
+    let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body_length);
     frame.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    frame.extend_from_slice(&body);
+    frame.extend_from_slice(&(body_length as u32).to_le_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    frame.push(kind.code());
+    frame.extend_from_slice(&(record_count as u32).to_le_bytes());
+    frame.extend_from_slice(&element_count.to_le_bytes());
+    frame.extend_from_slice(&first_sequence.to_le_bytes());
+    frame.extend_from_slice(&received_ms.to_le_bytes());
+    frame.extend_from_slice(&key_length.to_le_bytes());
+    frame.extend_from_slice(key);
+    frame.extend_from_slice(payload);
+    let checksum = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
+    frame[8..12].copy_from_slice(&checksum.to_le_bytes());
     frame
 }
 
