@@ -40,7 +40,8 @@ fn push_reply(report: PushReport) -> Reply {
         .iter()
         .map(|rejection| json!({"code": rejection.code.number(), "index": rejection.index, "message": format!("record {}: {}", rejection.index, rejection.message)}))
         .collect();
-    let all_refused = report.accepted == 0 && report.received > 0;
+    // Every record refused (not: nothing new, as for a batch key applied before).
+    let all_refused = report.accepted == 0 && !report.rejections.is_empty();
     let duplicate = report.appended.is_some_and(|appended| appended.duplicate);
     Reply {
         result: Some(Value::Bool(!all_refused)),
