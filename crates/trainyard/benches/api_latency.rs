@@ -26,6 +26,8 @@
 //! | `TRAINYARD_BENCH_RESULTS_DIR` | `<workspace>/bench/results` | where the markdown is written |
 
 // `support.rs` carries its own `#![allow(dead_code)]`: the bench uses only part of it.
+#[path = "common/machine.rs"]
+mod machine;
 #[path = "../tests/http/support.rs"]
 mod support;
 
@@ -367,41 +369,6 @@ async fn prepare(client: Client) -> Fixture {
     Fixture { client, app_group, read_instances, next_name: AtomicU64::new(0), run_tag }
 }
 
-fn command_output(program: &str, arguments: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(arguments)
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-/// The profile the server binary was built with, from where cargo put it (`target/<profile>/`).
-fn server_profile() -> String {
-    let binary = Path::new(env!("CARGO_BIN_EXE_trainyard"));
-    let directory = binary.parent().and_then(Path::file_name).and_then(|name| name.to_str()).unwrap_or("?");
-    let profile = match directory {
-        "release" => "release (cargo bench: the `bench` profile, which inherits `release`)".to_string(),
-        "debug" => "debug (unoptimized: figures are not representative)".to_string(),
-        other => other.to_string(),
-    };
-    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
-    format!("{profile}; debug assertions {assertions}; binary {}", binary.display())
-}
-
 fn render_table(measurements: &[Measurement]) -> String {
     let mut table = String::new();
     table.push_str(
@@ -459,9 +426,9 @@ fn main() {
     let server = TestServer::start_in(&data_dir, &[]);
     let data_filesystem = {
         let path = temporary_dir.path().to_string_lossy().into_owned();
-        let found = command_output("findmnt", &["-n", "-o", "FSTYPE,SOURCE", "--target", &path]);
+        let found = machine::command_output("findmnt", &["-n", "-o", "FSTYPE,SOURCE", "--target", &path]);
         if found == "?" {
-            command_output("stat", &["-f", "-c", "%T", &path])
+            machine::command_output("stat", &["-f", "-c", "%T", &path])
         } else {
             found.split_whitespace().collect::<Vec<_>>().join(" on ")
         }
@@ -476,15 +443,15 @@ fn main() {
     let _ = writeln!(
         facts,
         "- machine: nproc {}, `uname -r` {}, CPU {}",
-        command_output("nproc", &[]),
-        command_output("uname", &["-r"]),
-        cpu_model()
+        machine::command_output("nproc", &[]),
+        machine::command_output("uname", &["-r"]),
+        machine::cpu_model()
     );
     let _ = writeln!(
         facts,
         "- load average at start (1, 5, 15 min): {load_average} (anything else running skews the figures)"
     );
-    let _ = writeln!(facts, "- server build profile: {}", server_profile());
+    let _ = writeln!(facts, "- server build profile: {}", machine::server_profile());
     let _ = writeln!(
         facts,
         "- server: SQLite metadata in {} (file system: {data_filesystem}), listening on {}; client and server share the machine",

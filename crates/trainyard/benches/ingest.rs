@@ -46,6 +46,8 @@
 //! | `TRAINYARD_BENCH_RESULTS_DIR` | `<workspace>/bench/results` | where the markdown is written |
 
 // `support.rs` carries its own `#![allow(dead_code)]`: the bench uses only part of it.
+#[path = "common/machine.rs"]
+mod machine;
 #[path = "../tests/http/support.rs"]
 mod support;
 
@@ -380,39 +382,6 @@ fn server_pid(data_dir: &Path) -> Option<String> {
             command.split(|byte| *byte == 0).map(|part| String::from_utf8_lossy(part).into_owned()).collect();
         (arguments.iter().any(|argument| argument == "serve") && arguments.contains(&wanted)).then_some(name)
     })
-}
-
-fn command_output(program: &str, arguments: &[&str]) -> String {
-    Command::new(program)
-        .args(arguments)
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn server_profile() -> String {
-    let binary = Path::new(env!("CARGO_BIN_EXE_trainyard"));
-    let directory = binary.parent().and_then(Path::file_name).and_then(|name| name.to_str()).unwrap_or("?");
-    let profile = match directory {
-        "release" => "release (cargo bench: the `bench` profile, which inherits `release`)".to_string(),
-        "debug" => "debug (unoptimized: figures are not representative)".to_string(),
-        other => other.to_string(),
-    };
-    format!("{profile}; binary {}", binary.display())
 }
 
 fn rate(count: f64, seconds: f64) -> String {
@@ -801,7 +770,7 @@ fn main() {
     );
     let pid = server_pid(&data_dir);
     let data_filesystem = {
-        let found = command_output(
+        let found = machine::command_output(
             "findmnt",
             &["-n", "-o", "FSTYPE,SOURCE", "--target", &temporary_dir.path().to_string_lossy()],
         );
@@ -822,17 +791,17 @@ fn main() {
     let _ = writeln!(
         facts,
         "- machine: nproc {}, `uname -r` {}, CPU {}; client, server (and `trainyard import`) share these CPUs",
-        command_output("nproc", &[]),
-        command_output("uname", &["-r"]),
-        cpu_model()
+        machine::command_output("nproc", &[]),
+        machine::command_output("uname", &["-r"]),
+        machine::cpu_model()
     );
     let _ = writeln!(facts, "- load average at start (1, 5, 15 min): {load_average}");
     let _ = writeln!(
         facts,
         "- code: git {} (`-dirty`: with uncommitted changes)",
-        command_output("git", &["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"])
+        machine::command_output("git", &["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"])
     );
-    let _ = writeln!(facts, "- server build profile: {}", server_profile());
+    let _ = writeln!(facts, "- server build profile: {}", machine::server_profile());
     let _ = writeln!(
         facts,
         "- server: data dir {} ({data_filesystem}), listening on {}, compactor every {} s",

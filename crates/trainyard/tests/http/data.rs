@@ -238,7 +238,11 @@ async fn a_batch_key_makes_a_push_idempotent() {
     let first = push(&client, "PushQueryLog", QUERY_LOG, &searches, &keyed).await;
     let again = push(&client, "PushQueryLog", QUERY_LOG, &searches, &keyed).await;
     assert_eq!((first.body["duplicate"].as_bool(), again.body["duplicate"].as_bool()), (Some(false), Some(true)));
-    assert_eq!((again.status, again.body["status"].as_str()), (200, Some("OK")), "a batch applied before is not an error");
+    assert_eq!(
+        (again.status, again.body["status"].as_str()),
+        (200, Some("OK")),
+        "a batch applied before is not an error"
+    );
     let stats =
         client.call("DescribeDatasetStats", "GET", "/v4/openapi/app-groups/shop/dataset-stats", &[], None).await;
     assert_eq!(stats.expect_ok()["QueryLog"]["Searches"], 1);
