@@ -140,7 +140,12 @@ pub fn v3_error_number(code: ErrorCode) -> u32 {
         ErrorCode::AppNotFound => 2001,
         ErrorCode::InvalidParameter | ErrorCode::MissingParameter | ErrorCode::UnsupportedMediaType => 4007,
         ErrorCode::RequestBodyTooLarge => 3015,
-        ErrorCode::DataTableNotExist | ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed => 3012,
+        ErrorCode::DataTableNotExist
+        | ErrorCode::RouteNotFound
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::InstanceNotExist
+        | ErrorCode::DefaultInstanceNotExist
+        | ErrorCode::ModelNotTrained => 3012,
         ErrorCode::ServiceUnavailable => 1004,
         _ => 1000,
     }
@@ -178,13 +183,21 @@ fn envelope(
     latency_ms: f64,
     reply: Reply,
 ) -> Value {
-    if style == EnvelopeStyle::V3 {
-        return v3_envelope(request_id, error, reply);
+    match (style, error) {
+        (EnvelopeStyle::V3, _) | (EnvelopeStyle::V3Query, Some(_)) => return v3_envelope(request_id, error, reply),
+        (EnvelopeStyle::V3Query, None) => {
+            let mut object = Map::new();
+            object.insert("request_id".into(), Value::from(request_id));
+            object.insert("searchtime".into(), Value::from((latency_ms / 1000.0 * 1e6).round() / 1e6));
+            object.insert("result".into(), reply.result.unwrap_or(Value::Array(Vec::new())));
+            return Value::Object(object);
+        }
+        _ => {}
     }
     let latency = match style {
         EnvelopeStyle::PascalFloatLatency => Value::from((latency_ms * 1000.0).round() / 1000.0),
         // Whole milliseconds, never 0 for a request that took any time at all.
-        EnvelopeStyle::PascalIntegerLatency | EnvelopeStyle::Camel | EnvelopeStyle::V3 => {
+        EnvelopeStyle::PascalIntegerLatency | EnvelopeStyle::Camel | EnvelopeStyle::V3 | EnvelopeStyle::V3Query => {
             Value::from(latency_ms.ceil() as i64)
         }
     };

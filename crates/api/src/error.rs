@@ -3,6 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use trainyard_core::{CoreError, ErrorCode};
+use trainyard_serve::ServeError;
 
 use crate::signature::SignatureError;
 
@@ -11,6 +12,8 @@ use crate::signature::SignatureError;
 pub enum ApiError {
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     #[error("{0}")]
     Signature(#[from] SignatureError),
     #[error(
@@ -41,6 +44,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Core(error) => error.code(),
+            ApiError::Serve(error) => error.code(),
             ApiError::Signature(error) => match error {
                 SignatureError::MissingAuthorization
                 | SignatureError::MalformedAuthorization(_)

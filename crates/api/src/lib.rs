@@ -31,6 +31,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use trainyard_core::service::Service;
 use trainyard_data::DatasetStore;
+use trainyard_serve::Serving;
 
 use crate::credentials::Credentials;
 use crate::error::ApiError;
@@ -57,11 +58,12 @@ pub struct AppState {
     pub service: Service,
     pub datasets: Arc<DatasetStore>,
     pub credentials: Arc<Credentials>,
+    pub serving: Serving,
     pub config: ApiConfig,
 }
 
 fn handler_of(operation: Operation) -> MethodRouter<AppState> {
-    use crate::handlers::{app_groups, data, default_instance, instances, resources, tasks, versions};
+    use crate::handlers::{app_groups, data, default_instance, instances, resources, serving, tasks, versions};
     match operation {
         Operation::CreateFunctionInstance => post(instances::create_function_instance),
         Operation::GetFunctionInstance => get(instances::get_function_instance),
@@ -72,6 +74,7 @@ fn handler_of(operation: Operation) -> MethodRouter<AppState> {
         Operation::GetFunctionTask => get(tasks::get_function_task),
         Operation::ListFunctionTasks => get(tasks::list_function_tasks),
         Operation::DeleteFunctionTask => delete(tasks::delete_function_task),
+        Operation::CancelFunctionTask => post(tasks::cancel_function_task),
         Operation::CreateFunctionResource => post(resources::create_function_resource),
         Operation::GetFunctionResource => get(resources::get_function_resource),
         Operation::ListFunctionResources => get(resources::list_function_resources),
@@ -93,6 +96,9 @@ fn handler_of(operation: Operation) -> MethodRouter<AppState> {
         Operation::PushDocuments => post(data::push_documents),
         Operation::PushCollectionData => post(data::push_collection_data),
         Operation::PushQueryLog => post(data::push_query_log),
+        Operation::QueryHot => get(serving::query_hot),
+        Operation::QueryHint => get(serving::query_hint),
+        Operation::QueryPopularity => get(serving::query_popularity),
     }
 }
 

@@ -14,6 +14,9 @@ pub enum EnvelopeStyle {
     PascalFloatLatency,
     /// The v3 data plane: `status, request_id, result, errors` with numeric error codes.
     V3,
+    /// The v3 serving routes (hot, hint, popularity): `request_id, searchtime, result` on
+    /// success (`searchtime` in seconds); the v3 `FAIL` envelope on error.
+    V3Query,
     /// `requestId, status, httpCode, code, message, latency, result, totalCount` (the app-group
     /// operations, whose SDK models read camelCase).
     Camel,
@@ -82,6 +85,8 @@ operations! {
     CreateFunctionTask => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks", "opensearch:WriteFunction", PascalIntegerLatency, []),
     GetFunctionTask => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks/{generation}", "opensearch:DescribeFunction", PascalIntegerLatency, []),
     ListFunctionTasks => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks", "opensearch:DescribeFunction", PascalIntegerLatency, ["endTime", "pageNumber", "pageSize", "startTime", "status"]),
+    // Trainyard's extension: stop a pending or running task.
+    CancelFunctionTask => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks/{generation}/actions/cancel", "opensearch:WriteFunction", PascalIntegerLatency, []),
     DeleteFunctionTask => (DELETE, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/instances/{instanceName}/tasks/{generation}", "opensearch:WriteFunction", PascalIntegerLatency, []),
     CreateFunctionResource => (POST, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources", "opensearch:WriteFunction", PascalFloatLatency, []),
     GetFunctionResource => (GET, "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}/resources/{resourceName}", "opensearch:DescribeFunction", PascalFloatLatency, ["output"]),
@@ -106,6 +111,10 @@ operations! {
     PushDocuments => (POST, "/v3/openapi/apps/{appGroupIdentity}/{tableName}/actions/bulk", "opensearch:WriteData", V3, []),
     PushCollectionData => (POST, "/v3/openapi/app-groups/{appGroupIdentity}/data-collections/{dataCollectionName}/data-collection-type/{dataCollectionType}/actions/bulk", "opensearch:WriteData", V3, []),
     PushQueryLog => (POST, "/v3/openapi/app-groups/{appGroupIdentity}/query-logs/actions/bulk", "opensearch:WriteData", V3, []),
+    // Serving of trained models (v3 query plane; popularity is Trainyard's own route).
+    QueryHot => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hot", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
+    QueryHint => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hint", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
+    QueryPopularity => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/popularity", "opensearch:SearchApp", V3Query, ["item_ids", "model_name"]),
 }
 
 impl Operation {
@@ -132,10 +141,11 @@ mod tests {
     }
 
     #[test]
-    fn the_eighteen_function_operations_use_the_two_function_actions() {
+    fn the_function_operations_use_the_two_function_actions() {
         let function_operations: Vec<_> =
             Operation::ALL.iter().filter(|operation| operation.path().contains("/functions")).collect();
-        assert_eq!(function_operations.len(), 18);
+        // The 18 upstream operations and Trainyard's CancelFunctionTask.
+        assert_eq!(function_operations.len(), 19);
         for operation in function_operations {
             assert!(
                 matches!(operation.ram_action(), "opensearch:WriteFunction" | "opensearch:DescribeFunction"),

@@ -372,6 +372,24 @@ impl FunctionVersion {
         Ok(referenced_resources)
     }
 
+    /// Every parameter of `list` as the trainer sees it: the instance's value when it set one
+    /// (non-empty), else the catalog default; parameters with neither are left out.
+    pub fn effective_parameters(
+        &self,
+        list: ParameterList,
+        given: &[Parameter],
+    ) -> std::collections::BTreeMap<String, String> {
+        self.specs(list)
+            .iter()
+            .filter_map(|spec| {
+                let set = given.iter().find(|parameter| parameter.name == spec.name && !parameter.value.is_empty());
+                let value =
+                    set.map(|parameter| parameter.value.clone()).or_else(|| spec.default_value.map(str::to_string))?;
+                Some((spec.name.to_string(), value))
+            })
+            .collect()
+    }
+
     /// The resource type a parameter must reference, if it references one.
     pub fn referenced_resource_type(&self, list: ParameterList, parameter_name: &str) -> Option<ResourceType> {
         self.specs(list).iter().find(|spec| spec.name == parameter_name).and_then(|spec| match spec.rule {
@@ -624,7 +642,7 @@ const HINT_CREATE: &[ParameterSpec] = &[
 ];
 
 const DICTIONARY_USAGE: &[ParameterSpec] = &[
-    optional("allow_dict_id", None, RAW_FILE, "raw_file resource, one query per line, always eligible"),
+    optional("allow_dict_id", None, RAW_FILE, "raw_file resource, one query per line, always served first"),
     optional("deny_dict_id", None, RAW_FILE, "raw_file resource, one query per line, never served"),
 ];
 
@@ -955,6 +973,16 @@ mod tests {
             .unwrap();
         assert_eq!(references, vec!["hot_allow".to_string(), "hot_deny".to_string()]);
         assert!(hot.validate_parameters(ParameterList::Usage, &[parameter("allow_dict_id", "123")]).is_err());
+    }
+
+    #[test]
+    fn effective_parameters_fill_in_defaults() {
+        let hot = find_version(401).unwrap();
+        let effective =
+            hot.effective_parameters(ParameterList::Create, &[parameter("window_days", "7"), parameter("filter", "")]);
+        assert_eq!(effective.get("window_days").map(String::as_str), Some("7"));
+        assert_eq!(effective.get("top_n").map(String::as_str), Some("100"), "default");
+        assert!(!effective.contains_key("filter"), "empty and without a default");
     }
 
     #[test]

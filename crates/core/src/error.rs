@@ -67,6 +67,9 @@ error_codes! {
     TaskIsRunning => ("Task.IsRunning", 409),
     TaskNotExist => ("Task.NotExist", 404),
     TaskUnableDelete => ("Task.UnableDelete", 409),
+    // Serving.
+    ModelNotTrained => ("Model.NotTrained", 404),
+    ModelDamaged => ("Model.Damaged", 500),
     // Resources.
     ResourceNotExist => ("Resource.NotExist", 404),
     ResourceAlreadyExist => ("Resource.AlreadyExist", 409),
@@ -111,10 +114,12 @@ pub enum CoreError {
     TaskIsRunning { instance_name: String, generation: i64 },
     #[error("Task generation {generation} of instance \"{instance_name}\" does not exist.")]
     TaskNotExist { instance_name: String, generation: String },
+    #[error("Task generation {generation} of instance \"{instance_name}\" cannot be deleted: {reason}.")]
+    TaskUnableDelete { instance_name: String, generation: i64, reason: String },
     #[error(
-        "Task generation {generation} of instance \"{instance_name}\" is {status}; a task that is pending or running cannot be deleted."
+        "Instance \"{instance_name}\" of function {function_name} has no trained model yet: run CreateFunctionTask and wait for it to succeed."
     )]
-    TaskUnableDelete { instance_name: String, generation: i64, status: String },
+    ModelNotTrained { function_name: String, instance_name: String },
     #[error("Resource \"{resource_name}\" of function {function_name} does not exist.")]
     ResourceNotExist { function_name: String, resource_name: String },
     #[error("Resource \"{resource_name}\" of function {function_name} already exists.")]
@@ -153,6 +158,7 @@ impl CoreError {
             CoreError::TaskIsRunning { .. } => ErrorCode::TaskIsRunning,
             CoreError::TaskNotExist { .. } => ErrorCode::TaskNotExist,
             CoreError::TaskUnableDelete { .. } => ErrorCode::TaskUnableDelete,
+            CoreError::ModelNotTrained { .. } => ErrorCode::ModelNotTrained,
             CoreError::ResourceNotExist { .. } => ErrorCode::ResourceNotExist,
             CoreError::ResourceAlreadyExist { .. } => ErrorCode::ResourceAlreadyExist,
             CoreError::ResourceInUse { .. } => ErrorCode::ResourceInUse,

@@ -11,6 +11,7 @@
 //!   the port of the data plane.
 //! - [`error`]: [`error::ErrorCode`], the one table of wire codes and HTTP statuses, and
 //!   [`error::CoreError`].
+//! - [`queue::TaskQueue`]: the port of the task runner (claims, leases, fencing, cron fires).
 //! - [`names`], [`filter`], [`cron`]: parsers for names, filter expressions and schedules.
 //!
 //! # What must not
@@ -25,7 +26,9 @@ pub mod error;
 pub mod filter;
 pub mod model;
 pub mod names;
+pub mod queue;
 pub mod service;
 pub mod store;
+pub mod text;
 
 pub use error::{CoreError, ErrorCode};

@@ -165,6 +165,38 @@ impl TaskState {
     }
 }
 
+/// Where a trained model's artifact is, and how to check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    /// Object path, relative to the object store root.
+    pub path: String,
+    /// Lower-case hex SHA-256 of the artifact: checked before a model is served.
+    pub sha256: String,
+    pub bytes: i64,
+}
+
+/// What started a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskTrigger {
+    /// CreateFunctionTask.
+    Api,
+    /// The instance's cron.
+    Cron,
+}
+
+impl TaskTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskTrigger::Api => "api",
+            TaskTrigger::Cron => "cron",
+        }
+    }
+
+    pub fn parse(text: &str) -> TaskTrigger {
+        if text == "cron" { TaskTrigger::Cron } else { TaskTrigger::Api }
+    }
+}
+
 /// One training run of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionTask {
@@ -181,10 +213,17 @@ pub struct FunctionTask {
     /// JSON text: metrics, data report and errors of the run.
     pub extend_info: String,
     pub created_ms: Millis,
-    /// When a worker started it; `None` while pending.
+    /// When a worker first started it (kept across retries); `None` until a worker claimed it.
     pub started_ms: Option<Millis>,
     /// When it finished; `None` until then.
     pub ended_ms: Option<Millis>,
+    pub trigger: TaskTrigger,
+    /// How many times a worker has claimed it (the fencing token of the current attempt).
+    pub attempt: i64,
+    /// A stop was asked while it ran.
+    pub cancel_requested: bool,
+    /// The model it produced, once it succeeded.
+    pub artifact: Option<ArtifactRef>,
 }
 
 impl FunctionTask {

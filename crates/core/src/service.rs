@@ -11,10 +11,11 @@ use crate::clock::{Clock, format_utc_seconds};
 use crate::datasets::DatasetPort;
 use crate::error::CoreError;
 use crate::model::{
-    AccountId, AppGroup, AppGroupQuota, DataTable, FeatureGenerator, FunctionInstance, FunctionResource, FunctionTask,
-    InstanceSource, Page, PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
+    AccountId, AppGroup, AppGroupQuota, ArtifactRef, DataTable, FeatureGenerator, FunctionInstance, FunctionResource,
+    FunctionTask, InstanceSource, Page, PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
 };
 use crate::names::{parse_generation, printable, validate_name};
+use crate::queue::TaskQueue;
 use crate::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
     NewFunctionInstance, NewFunctionResource, ResourceReference, TaskFilter,
@@ -153,17 +154,33 @@ pub struct InstanceView {
     pub is_default: bool,
 }
 
+/// The model an instance serves: its latest successful generation.
+#[derive(Debug, Clone)]
+pub struct ServingModel {
+    pub app_group: AppGroup,
+    pub instance: FunctionInstance,
+    pub task: FunctionTask,
+    pub artifact: ArtifactRef,
+}
+
 /// The domain service.
 #[derive(Clone)]
 pub struct Service {
     store: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
     datasets: Option<Arc<dyn DatasetPort>>,
+    queue: Option<Arc<dyn TaskQueue>>,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn MetadataStore>, clock: Arc<dyn Clock>) -> Service {
-        Service { store, clock, datasets: None }
+        Service { store, clock, datasets: None, queue: None }
+    }
+
+    /// Connects the task queue, so that running tasks can be cancelled.
+    pub fn with_queue(mut self, queue: Arc<dyn TaskQueue>) -> Service {
+        self.queue = Some(queue);
+        self
     }
 
     /// Connects the data plane, so that removing an app group removes its data too.
@@ -546,7 +563,13 @@ impl Service {
         instance_name: &str,
     ) -> Result<(), CoreError> {
         let (_, instance) = self.resolve_instance(caller, app_group_identity, function_name, instance_name).await?;
-        self.store.delete_instance(&instance).await
+        self.store.delete_instance(&instance).await?;
+        if let Some(datasets) = &self.datasets {
+            datasets
+                .remove_instance_data(instance.app_group_id, instance.function_name, &instance.instance_name)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn resolve_instance(
@@ -569,6 +592,19 @@ impl Service {
     }
 
     // ---- tasks ----
+
+    /// The instance and the parsed generation a task operation names.
+    async fn resolve_generation(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+        function_name: &str,
+        instance_name: &str,
+        generation: &str,
+    ) -> Result<(FunctionInstance, i64), CoreError> {
+        let (_, instance) = self.resolve_instance(caller, app_group_identity, function_name, instance_name).await?;
+        Ok((instance, parse_generation(generation)?))
+    }
 
     /// Records a pending task with the next generation. The runner that executes it is not part
     /// of this crate; until one runs, the task stays pending.
@@ -593,8 +629,8 @@ impl Service {
         instance_name: &str,
         generation: &str,
     ) -> Result<FunctionTask, CoreError> {
-        let (_, instance) = self.resolve_instance(caller, app_group_identity, function_name, instance_name).await?;
-        let parsed_generation = parse_generation(generation)?;
+        let (instance, parsed_generation) =
+            self.resolve_generation(caller, app_group_identity, function_name, instance_name, generation).await?;
         self.store.find_task(&instance, parsed_generation).await?.ok_or_else(|| CoreError::TaskNotExist {
             instance_name: instance.instance_name.clone(),
             generation: generation.to_string(),
@@ -640,9 +676,78 @@ impl Service {
         instance_name: &str,
         generation: &str,
     ) -> Result<(), CoreError> {
-        let (_, instance) = self.resolve_instance(caller, app_group_identity, function_name, instance_name).await?;
-        let parsed_generation = parse_generation(generation)?;
+        let (instance, parsed_generation) =
+            self.resolve_generation(caller, app_group_identity, function_name, instance_name, generation).await?;
         self.store.delete_task(&instance, parsed_generation).await
+    }
+
+    /// Trainyard's extension `POST .../tasks/{generation}/actions/cancel`: a pending task fails
+    /// at once; a running one is flagged and its worker stops the trainer at its next heartbeat
+    /// (the task then fails with `cancelled` in its ExtendInfo). A finished task is returned
+    /// unchanged, so that cancelling twice is harmless.
+    pub async fn cancel_function_task(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+        function_name: &str,
+        instance_name: &str,
+        generation: &str,
+    ) -> Result<FunctionTask, CoreError> {
+        let (instance, parsed_generation) =
+            self.resolve_generation(caller, app_group_identity, function_name, instance_name, generation).await?;
+        let Some(queue) = &self.queue else {
+            return Err(CoreError::StorageUnavailable {
+                message: "this service runs without a task queue, so tasks cannot be cancelled".into(),
+            });
+        };
+        queue.request_cancel(&instance, parsed_generation, self.clock.now_ms()).await
+    }
+
+    // ---- serving ----
+
+    /// The model to answer a query of `function` with: the instance named by `model_name`, or
+    /// the app group's default instance of the function when it is absent or empty, and its
+    /// serving generation.
+    pub async fn serving_model(
+        &self,
+        caller: &Caller,
+        app_group_identity: &str,
+        function: FunctionName,
+        model_name: Option<&str>,
+    ) -> Result<ServingModel, CoreError> {
+        let app_group = self.resolve_app_group(caller, app_group_identity).await?;
+        let instance_name = match model_name.filter(|name| !name.is_empty()) {
+            Some(name) => {
+                validate_name("model_name", name)?;
+                name.to_string()
+            }
+            None => self
+                .store
+                .default_instance(app_group.id, function)
+                .await?
+                .ok_or_else(|| CoreError::DefaultInstanceNotExist { function_name: function.to_string() })?,
+        };
+        let instance = self.store.find_instance(app_group.id, function, &instance_name).await?.ok_or_else(|| {
+            CoreError::InstanceNotExist { function_name: function.to_string(), instance_name: instance_name.clone() }
+        })?;
+        let not_trained =
+            || CoreError::ModelNotTrained { function_name: function.to_string(), instance_name: instance_name.clone() };
+        let Some(generation) = instance.serving_generation else {
+            return Err(not_trained());
+        };
+        let task = self.store.find_task(&instance, generation).await?.ok_or_else(not_trained)?;
+        let artifact = task.artifact.clone().ok_or_else(not_trained)?;
+        Ok(ServingModel { app_group, instance, task, artifact })
+    }
+
+    /// A resource of the app group, by name (the dictionaries named by usage parameters).
+    pub async fn find_function_resource(
+        &self,
+        app_group_id: i64,
+        function: FunctionName,
+        resource_name: &str,
+    ) -> Result<Option<FunctionResource>, CoreError> {
+        self.store.find_resource(app_group_id, function, resource_name).await
     }
 
     // ---- resources ----

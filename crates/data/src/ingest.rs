@@ -3,10 +3,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use trainyard_core::CoreError;
-use trainyard_core::datasets::DatasetPort;
-
 use crate::dataset::{AppendOutcome, DatasetStore};
 use crate::error::DataError;
 use crate::json_array::{SplitError, split_array};
@@ -139,16 +135,6 @@ impl DatasetStore {
             )?)
         };
         Ok(PushReport { received: elements.len(), accepted: records.len(), rejections, appended })
-    }
-}
-
-/// The data store as the domain sees it (the [`DatasetPort`]).
-pub struct DatasetPortAdapter(pub Arc<DatasetStore>);
-
-#[async_trait]
-impl DatasetPort for DatasetPortAdapter {
-    async fn remove_app_group_data(&self, app_group_id: i64) -> Result<(), CoreError> {
-        self.0.remove_app_group(app_group_id).await.map_err(CoreError::from)
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`reader`]: streaming reads of a snapshot (Arrow batches with projection, typed records,
 //!   documents at their latest version) with bounded memory.
 //! - [`stats`]: dataset statistics and the checks each trainer applies.
+//! - [`artifacts`]: model artifacts on the same object store, checked by SHA-256 on read.
 //! - [`ingest`]: a bulk push end to end (split, validate, append, report), and the domain's
 //!   `DatasetPort` (removing an app group's data).
 //!
@@ -20,6 +21,7 @@
 //! wrappers do that). Records and their validation rules are this crate's; the wire envelope
 //! of the bulk endpoints belongs to `trainyard-api`.
 
+pub mod artifacts;
 pub mod columnar;
 pub mod dataset;
 mod error;

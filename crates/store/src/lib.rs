@@ -8,6 +8,8 @@
 //! - `migrations/sqlite` and `migrations/postgres`: the schema, embedded in the binary, kept in
 //!   lockstep (same numbering, same tables).
 //! - [`StoreError`]: what can go wrong here, each error mapped to a wire code.
+//! - `queue`: the task queue of the runner ([`trainyard_core::queue::TaskQueue`]) on the same
+//!   task table.
 //!
 //! # Durability
 //! SQLite runs in WAL mode with `synchronous=FULL`: a write is fsynced before the call returns,
@@ -26,6 +28,7 @@
 mod error;
 mod metadata;
 mod query;
+pub mod queue;
 mod rows;
 
 use std::path::Path;

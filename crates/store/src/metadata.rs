@@ -7,7 +7,7 @@ use trainyard_core::CoreError;
 use trainyard_core::catalog::FunctionName;
 use trainyard_core::model::{
     AccountId, AppGroup, DataTable, FunctionInstance, FunctionResource, FunctionTask, Millis, Page, PageRequest,
-    ResourceData, ResourceType, Tag,
+    ResourceData, ResourceType, Tag, TaskTrigger,
 };
 use trainyard_core::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
@@ -69,7 +69,7 @@ impl SqlStore {
         }
     }
 
-    async fn instance_by_id(&self, instance_id: i64) -> Result<Option<FunctionInstance>, CoreError> {
+    pub(crate) async fn instance_by_id(&self, instance_id: i64) -> Result<Option<FunctionInstance>, CoreError> {
         let sql = format!("SELECT {INSTANCE_COLUMNS} FROM function_instances WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(instance_id)
@@ -120,10 +120,11 @@ impl SqlStore {
 
     /// Inserts a pending task with the next generation; `None` when a task of the instance is
     /// already pending or running (the partial unique index refused it, nothing was written).
-    async fn try_insert_task(
+    pub(crate) async fn try_insert_task(
         &self,
         instance: &FunctionInstance,
         run_id: &str,
+        trigger: TaskTrigger,
         now_ms: Millis,
     ) -> Result<Option<i64>, CoreError> {
         let _write_guard = self.write_guard().await;
@@ -143,12 +144,14 @@ impl SqlStore {
         };
         let generation: i64 = generation_row.try_get("last_generation").map_err(storage)?;
         let inserted = sqlx::query(
-            "INSERT INTO function_tasks (instance_id, generation, state, progress, run_id, extend_info, created_ms, started_ms, ended_ms) \
-             VALUES ($1, $2, 'pending', 0, $3, '{}', $4, NULL, NULL) RETURNING id",
+            "INSERT INTO function_tasks (instance_id, generation, state, progress, run_id, extend_info, created_ms, started_ms, ended_ms, \
+             run_trigger, run_after_ms) VALUES ($1, $2, 'pending', 0, $3, '{}', $4, NULL, NULL, $5, $6) RETURNING id",
         )
         .bind(instance.id)
         .bind(generation)
         .bind(run_id)
+        .bind(now_ms)
+        .bind(trigger.as_str())
         .bind(now_ms)
         .fetch_one(&mut *transaction)
         .await;
@@ -657,7 +660,7 @@ impl MetadataStore for SqlStore {
         now_ms: Millis,
     ) -> Result<FunctionTask, CoreError> {
         for _attempt in 0..3 {
-            if let Some(generation) = self.try_insert_task(instance, run_id, now_ms).await? {
+            if let Some(generation) = self.try_insert_task(instance, run_id, TaskTrigger::Api, now_ms).await? {
                 return self.find_task(instance, generation).await?.ok_or_else(|| CoreError::TaskNotExist {
                     instance_name: instance.instance_name.clone(),
                     generation: generation.to_string(),
@@ -731,9 +734,14 @@ impl MetadataStore for SqlStore {
 
     async fn delete_task(&self, instance: &FunctionInstance, generation: i64) -> Result<(), CoreError> {
         let write_guard = self.write_guard().await;
-        let deleted = sqlx::query("DELETE FROM function_tasks WHERE instance_id = $1 AND generation = $2 AND state NOT IN ('pending', 'running')")
+        // Never the task of the served model: its artifact is what serving reads.
+        let deleted = sqlx::query(
+            "DELETE FROM function_tasks WHERE instance_id = $1 AND generation = $2 AND state NOT IN ('pending', 'running') \
+             AND generation <> COALESCE((SELECT serving_generation FROM function_instances WHERE id = $3), -1)",
+        )
             .bind(instance.id)
             .bind(generation)
+            .bind(instance.id)
             .execute(&self.pool)
             .await
             .map_err(storage)?;
@@ -749,7 +757,11 @@ impl MetadataStore for SqlStore {
             Some(task) => Err(CoreError::TaskUnableDelete {
                 instance_name: instance.instance_name.clone(),
                 generation,
-                status: task.state.as_str().to_string(),
+                reason: if task.state.is_active() {
+                    format!("it is {}; a task that is pending or running cannot be deleted", task.state.as_str())
+                } else {
+                    "its model is the one the instance serves".to_string()
+                },
             }),
         }
     }

@@ -5,8 +5,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use trainyard_core::catalog::FunctionName;
 use trainyard_core::model::{
-    AccountId, AppGroup, AppGroupQuota, FeatureGenerator, FunctionInstance, FunctionResource, FunctionTask,
-    GeneratorFeature, InstanceSource, Parameter, ResourceData, ResourceType, Tag, TaskState,
+    AccountId, AppGroup, AppGroupQuota, ArtifactRef, FeatureGenerator, FunctionInstance, FunctionResource,
+    FunctionTask, GeneratorFeature, InstanceSource, Parameter, ResourceData, ResourceType, Tag, TaskState, TaskTrigger,
 };
 
 use crate::error::StoreError;
@@ -20,7 +20,8 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, app_group_id, function_name, inst
      extend_info, created_ms, updated_ms";
 
 pub(crate) const TASK_COLUMNS: &str = "function_tasks.id, instance_id, generation, state, progress, run_id, function_tasks.extend_info, \
-     function_tasks.created_ms, started_ms, ended_ms";
+     function_tasks.created_ms, started_ms, ended_ms, run_trigger, attempt, cancel_requested, artifact_path, \
+     artifact_sha256, artifact_bytes";
 
 pub(crate) const RESOURCE_COLUMNS: &str = "id, app_group_id, function_name, resource_name, resource_type, description, \
      data_json, created_ms, modified_ms";
@@ -95,6 +96,17 @@ pub(crate) fn task_from_row(row: &AnyRow, function_name: FunctionName) -> Result
         created_ms: column(row, "created_ms", WHAT)?,
         started_ms: column(row, "started_ms", WHAT)?,
         ended_ms: column(row, "ended_ms", WHAT)?,
+        trigger: TaskTrigger::parse(&column::<String>(row, "run_trigger", WHAT)?),
+        attempt: column(row, "attempt", WHAT)?,
+        cancel_requested: column::<i64>(row, "cancel_requested", WHAT)? != 0,
+        artifact: match (
+            column::<Option<String>>(row, "artifact_path", WHAT)?,
+            column::<Option<String>>(row, "artifact_sha256", WHAT)?,
+            column::<Option<i64>>(row, "artifact_bytes", WHAT)?,
+        ) {
+            (Some(path), Some(sha256), Some(bytes)) => Some(ArtifactRef { path, sha256, bytes }),
+            _ => None,
+        },
     })
 }
 

@@ -1,14 +1,15 @@
 //! The store conformance suite: every test here runs against SQLite (always, a fresh database in
 //! its own temporary directory) and against PostgreSQL (when `TRAINYARD_TEST_DATABASE_URL` names
 //! one, e.g. under `scripts/with-postgres.sh`), so that both backends are held to one contract —
-//! the one [`MetadataStore`] documents.
+//! the one [`MetadataStore`] and [`TaskQueue`] document.
 //!
 //! [`store_conformance_suite!`] expands each test body into `sqlite::<name>` and
 //! `postgres::<name>`; `cargo test -p trainyard-store postgres::` runs one backend only.
 //!
 //! PostgreSQL tests share one database (and may run concurrently with each other), so each test
 //! works in an account and with access keys of its own, and never asserts on rows it did not
-//! create.
+//! create. Claims and reaps of the task queue see every task, so the queue tests keep to a time
+//! window of their own and take turns (see [`QUEUE_MS`]).
 
 use std::fmt::Debug;
 use std::io::Write;
@@ -21,14 +22,17 @@ use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 use trainyard_core::catalog::FunctionName;
 use trainyard_core::model::{
-    AccountId, AppGroup, AppGroupQuota, FeatureGenerator, FunctionInstance, FunctionResource, GeneratorFeature,
-    InstanceSource, Millis, PageRequest, Parameter, ResourceData, ResourceType, Tag, TaskState,
+    AccountId, AppGroup, AppGroupQuota, ArtifactRef, FeatureGenerator, FunctionInstance, FunctionResource,
+    FunctionTask, GeneratorFeature, InstanceSource, Millis, PageRequest, Parameter, ResourceData, ResourceType, Tag,
+    TaskState, TaskTrigger,
 };
+use trainyard_core::queue::{ClaimedTask, FireOutcome, Heartbeat, ReapedTask, TaskLease, TaskOutcome, TaskQueue};
 use trainyard_core::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
     NewFunctionInstance, NewFunctionResource, ResourceReference, TaskFilter,
 };
 use trainyard_core::{CoreError, ErrorCode};
+use trainyard_store::queue::failure_extend_info;
 use trainyard_store::{Backend, SqlStore, sqlite_url};
 
 const DATABASE_URL_VARIABLE: &str = "TRAINYARD_TEST_DATABASE_URL";
@@ -40,6 +44,22 @@ const BASE_MS: Millis = 1_700_000_000_000;
 /// tests share at the same time: a nonce that must outlive the sweep test expires after all of
 /// that test's sweep times (a year after [`BASE_MS`]).
 const NONCE_EXPIRY_BEYOND_EVERY_SWEEP_MS: Millis = BASE_MS + 365 * 24 * 3_600 * 1_000;
+
+/// The task queue tests live a month before [`BASE_MS`]: every task they create may run from a
+/// time in `[QUEUE_MS, BASE_MS)`, and they claim and reap at such times, so that on a shared
+/// PostgreSQL database no claim of theirs takes a task another test created (other tests' tasks
+/// may run from `BASE_MS` on). Claims and reaps see the whole table, so queue tests also take
+/// turns there: see [`TestBackend::hold_the_queue`].
+const QUEUE_MS: Millis = BASE_MS - 30 * 24 * 3_600 * 1_000;
+
+/// The lease of every claim and heartbeat of the queue tests.
+const LEASE_MS: Millis = 60_000;
+
+/// The lease expiry of a running task [`set_task_state`] sets up: no reaper ever takes it.
+const NEVER_EXPIRES_MS: Millis = Millis::MAX;
+
+/// Held by the queue test whose turn it is on a shared PostgreSQL database.
+static QUEUE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Expands each named test body (an `async fn(TestBackend)` in this file) into one
 /// `#[tokio::test]` per backend, in the modules `sqlite` and `postgres`.
@@ -90,6 +110,21 @@ store_conformance_suite!(
     signature_nonces_detect_replays_until_they_expire,
     data_survives_close_and_reopen,
     data_tables_keep_their_primary_key_and_go_with_their_app_group,
+    queue_claim_takes_the_oldest_claimable_task_under_a_lease,
+    queue_concurrent_claimers_take_each_task_exactly_once,
+    queue_heartbeat_extends_the_lease_records_progress_and_reports_cancellation,
+    queue_finish_records_the_outcome_and_serves_only_when_asked,
+    queue_finish_under_a_lost_lease_changes_nothing,
+    queue_an_older_generation_never_replaces_a_newer_serving_model,
+    queue_release_gives_the_task_back_without_using_an_attempt,
+    queue_a_task_asked_to_cancel_is_never_run_again,
+    queue_reaper_retries_a_lost_task_then_fails_it,
+    queue_reaper_takes_back_the_leases_of_a_dead_worker_prefix,
+    queue_request_cancel_fails_a_pending_task_and_flags_a_running_one,
+    queue_fire_schedule_enqueues_each_fire_time_once,
+    queue_concurrent_fires_of_one_fire_time_enqueue_one_task,
+    queue_delete_task_keeps_the_task_of_the_served_model,
+    queue_prunable_generations_keep_the_newest_and_never_the_served_one,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +135,8 @@ store_conformance_suite!(
 struct TestBackend {
     store: Arc<SqlStore>,
     /// The URL of the same database, for side connections that set up states the store has no
-    /// public API for (finished tasks) and that count rows the store does not expose.
+    /// public API for (or only a long way to) and that read rows and columns the store does not
+    /// expose.
     database_url: String,
     /// Unique to this test, so that tests sharing one PostgreSQL database do not see each other.
     unique_suffix: String,
@@ -168,6 +204,28 @@ impl TestBackend {
             None => SqlStore::connect(&self.database_url).await,
         };
         self.store = Arc::new(reopened.expect("reopen the store"));
+    }
+
+    /// Makes this test the only queue test using the database until the guard is dropped. A
+    /// SQLite database is the test's own: nothing to do. On PostgreSQL, queue tests take turns,
+    /// and what an earlier queue test of the run left claimable in the queue window (it failed
+    /// half-way) is failed first, so that one failure does not spread to every later queue test.
+    async fn hold_the_queue(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+        if self.store.backend() == Backend::Sqlite {
+            return None;
+        }
+        let turn = QUEUE_TURN.lock().await;
+        let side_connection = self.side_connection().await;
+        sqlx::query(
+            "UPDATE function_tasks SET state = 'failed', lease_owner = NULL, lease_expires_ms = NULL \
+             WHERE state IN ('pending', 'running') AND run_after_ms < $1",
+        )
+        .bind(BASE_MS)
+        .execute(&side_connection)
+        .await
+        .expect("fail what earlier queue tests left in the queue window");
+        side_connection.close().await;
+        Some(turn)
     }
 }
 
@@ -325,8 +383,8 @@ fn names_of_resources(resources: &[FunctionResource]) -> Vec<&str> {
     resources.iter().map(|resource| resource.resource_name.as_str()).collect()
 }
 
-/// Moves a task to `state` directly in the database: the store has no public API that finishes
-/// a task yet, and finished tasks are what lets the next one start.
+/// Moves a task to `state` directly in the database, with no worker claiming and finishing it:
+/// the quick way to the finished tasks that let the next one start.
 async fn set_task_state(
     side_connection: &AnyPool,
     instance: &FunctionInstance,
@@ -336,14 +394,18 @@ async fn set_task_state(
     ended_ms: Option<Millis>,
 ) {
     let progress: i64 = if state.is_active() { 0 } else { 100 };
+    // A running task set up here holds a lease that never expires: a queue test reaping lost
+    // tasks at the same time (on a shared PostgreSQL database) must leave it to this test.
+    let lease_expires_ms = (state == TaskState::Running).then_some(NEVER_EXPIRES_MS);
     let updated = sqlx::query(
-        "UPDATE function_tasks SET state = $1, progress = $2, started_ms = $3, ended_ms = $4 \
-         WHERE instance_id = $5 AND generation = $6",
+        "UPDATE function_tasks SET state = $1, progress = $2, started_ms = $3, ended_ms = $4, lease_owner = NULL, \
+         lease_expires_ms = $5 WHERE instance_id = $6 AND generation = $7",
     )
     .bind(state.as_str())
     .bind(progress)
     .bind(started_ms)
     .bind(ended_ms)
+    .bind(lease_expires_ms)
     .bind(instance.id)
     .bind(generation)
     .execute(side_connection)
@@ -1254,7 +1316,11 @@ async fn task_generations_are_sequential_and_never_reused(backend: TestBackend) 
     let unable_delete_error = expect_error(store.delete_task(&instance, 1).await, ErrorCode::TaskUnableDelete);
     assert_eq!(
         unable_delete_error,
-        CoreError::TaskUnableDelete { instance_name: "ctr_instance".into(), generation: 1, status: "pending".into() }
+        CoreError::TaskUnableDelete {
+            instance_name: "ctr_instance".into(),
+            generation: 1,
+            reason: "it is pending; a task that is pending or running cannot be deleted".into()
+        }
     );
     set_task_state(&side_connection, &instance, 1, TaskState::Running, Some(BASE_MS + 1_600), None).await;
     expect_error(store.create_task(&instance, "api__again", BASE_MS + 1_700).await, ErrorCode::TaskIsRunning);
@@ -1664,17 +1730,1175 @@ async fn data_tables_keep_their_primary_key_and_go_with_their_app_group(backend:
 }
 
 // ---------------------------------------------------------------------------------------------
+// The task queue
+// ---------------------------------------------------------------------------------------------
+
+/// The columns of the queue that [`FunctionTask`] does not show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QueueColumns {
+    lease_owner: Option<String>,
+    lease_expires_ms: Option<Millis>,
+    run_after_ms: Millis,
+    max_attempts: i64,
+}
+
+async fn queue_columns(side_connection: &AnyPool, task_id: i64) -> QueueColumns {
+    let row = sqlx::query(
+        "SELECT lease_owner, lease_expires_ms, run_after_ms, max_attempts FROM function_tasks WHERE id = $1",
+    )
+    .bind(task_id)
+    .fetch_one(side_connection)
+    .await
+    .expect("read the queue columns of a task");
+    QueueColumns {
+        lease_owner: row.try_get("lease_owner").expect("lease_owner"),
+        lease_expires_ms: row.try_get("lease_expires_ms").expect("lease_expires_ms"),
+        run_after_ms: row.try_get("run_after_ms").expect("run_after_ms"),
+        max_attempts: row.try_get("max_attempts").expect("max_attempts"),
+    }
+}
+
+/// A task leased to `worker_id` until `expires_ms`.
+fn leased(worker_id: &str, expires_ms: Millis, run_after_ms: Millis, max_attempts: i64) -> QueueColumns {
+    QueueColumns {
+        lease_owner: Some(worker_id.to_string()),
+        lease_expires_ms: Some(expires_ms),
+        run_after_ms,
+        max_attempts,
+    }
+}
+
+/// A task no worker holds.
+fn unleased(run_after_ms: Millis, max_attempts: i64) -> QueueColumns {
+    QueueColumns { lease_owner: None, lease_expires_ms: None, run_after_ms, max_attempts }
+}
+
+/// Sets a task's state and nothing else, behind the store's back.
+async fn force_task_state(side_connection: &AnyPool, task_id: i64, state: TaskState) {
+    let updated = sqlx::query("UPDATE function_tasks SET state = $1 WHERE id = $2")
+        .bind(state.as_str())
+        .bind(task_id)
+        .execute(side_connection)
+        .await
+        .expect("force a task state");
+    assert_eq!(updated.rows_affected(), 1, "task {task_id} should exist");
+}
+
+/// A CTR instance of the queue window, retrained on `cron` when it is not empty.
+async fn queue_instance(
+    backend: &TestBackend,
+    app_group: &AppGroup,
+    instance_name: &str,
+    cron: &str,
+) -> FunctionInstance {
+    let mut to_insert = new_instance(app_group.id, FunctionName::Ctr, instance_name, QUEUE_MS);
+    to_insert.cron = cron.to_string();
+    backend.store.insert_instance(to_insert, &[]).await.expect("insert instance")
+}
+
+async fn find_task(store: &SqlStore, instance: &FunctionInstance, generation: i64) -> FunctionTask {
+    store
+        .find_task(instance, generation)
+        .await
+        .expect("find task")
+        .unwrap_or_else(|| panic!("task generation {generation} of {} should exist", instance.instance_name))
+}
+
+async fn find_instance(store: &SqlStore, instance: &FunctionInstance) -> FunctionInstance {
+    store
+        .find_instance(instance.app_group_id, instance.function_name, &instance.instance_name)
+        .await
+        .expect("find instance")
+        .unwrap_or_else(|| panic!("instance {} should exist", instance.instance_name))
+}
+
+/// Claims a task that must be there.
+async fn claim(store: &SqlStore, worker_id: &str, now_ms: Millis) -> ClaimedTask {
+    match store.claim_task(worker_id, now_ms, LEASE_MS).await.expect("claim a task") {
+        Some(claimed) => claimed,
+        None => panic!("{worker_id} found nothing to claim at QUEUE_MS + {}", now_ms - QUEUE_MS),
+    }
+}
+
+async fn heartbeat(store: &SqlStore, lease: &TaskLease, progress: i64, now_ms: Millis) -> Heartbeat {
+    store.heartbeat(lease, progress, now_ms, LEASE_MS).await.expect("heartbeat")
+}
+
+/// What the reaper did to the tasks of `task_ids` (a shared database may hold other tests' tasks).
+async fn reap(
+    store: &SqlStore,
+    task_ids: &[i64],
+    now_ms: Millis,
+    retry_delay_ms: Millis,
+    dead_worker_prefix: Option<&str>,
+    current_worker_id: &str,
+) -> Vec<ReapedTask> {
+    let reaped = store
+        .reap_lost_tasks(now_ms, retry_delay_ms, dead_worker_prefix, current_worker_id)
+        .await
+        .expect("reap lost tasks");
+    reaped.into_iter().filter(|reaped_task| task_ids.contains(&reaped_task.task_id)).collect()
+}
+
+fn reaped(task: &FunctionTask, retried: bool) -> ReapedTask {
+    ReapedTask { task_id: task.id, instance_id: task.instance_id, generation: task.generation, retried }
+}
+
+fn artifact_of(instance: &FunctionInstance, generation: i64) -> ArtifactRef {
+    ArtifactRef {
+        path: format!("models/{}/{generation}/model.tar", instance.id),
+        sha256: format!("{generation:064x}"),
+        bytes: 4_096 + generation,
+    }
+}
+
+fn metrics_of(generation: i64) -> String {
+    serde_json::json!({"metrics": {"auc": 0.5 + generation as f64 / 100.0}, "dataReport": {"rows": generation}, "errors": []})
+        .to_string()
+}
+
+fn succeeded(instance: &FunctionInstance, generation: i64, serve: bool) -> TaskOutcome {
+    TaskOutcome::Succeeded { artifact: artifact_of(instance, generation), extend_info: metrics_of(generation), serve }
+}
+
+fn failed(reason: &str) -> TaskOutcome {
+    TaskOutcome::Failed { extend_info: failure_extend_info(reason, serde_json::json!({"reason": reason})) }
+}
+
+fn extend_info_json(task: &FunctionTask) -> serde_json::Value {
+    serde_json::from_str(&task.extend_info)
+        .unwrap_or_else(|error| panic!("ExtendInfo {:?} is not JSON: {error}", task.extend_info))
+}
+
+/// The single error of a failed task's `ExtendInfo`, and the reason of its `failure`.
+#[track_caller]
+fn failure_of(task: &FunctionTask) -> (String, String) {
+    let extend_info = extend_info_json(task);
+    let errors = extend_info["errors"].as_array().unwrap_or_else(|| panic!("no errors in {extend_info}"));
+    assert_eq!(errors.len(), 1, "one error in {extend_info}");
+    let error = errors[0].as_str().unwrap_or_else(|| panic!("the error is text in {extend_info}")).to_string();
+    let reason = extend_info["failure"]["reason"].as_str().unwrap_or_else(|| panic!("no reason in {extend_info}"));
+    (error, reason.to_string())
+}
+
+/// Creates a task of `instance` at `now_ms`, claims it and finishes it a second later with the
+/// outcome `outcome` makes of its generation, as a worker would; returns the finished task.
+/// Nothing else may be claimable at `now_ms`.
+async fn run_task(
+    store: &SqlStore,
+    instance: &FunctionInstance,
+    now_ms: Millis,
+    outcome: impl FnOnce(i64) -> TaskOutcome,
+) -> FunctionTask {
+    let created = store.create_task(instance, &format!("api__{now_ms}"), now_ms).await.expect("create task");
+    let claimed = claim(store, "node:runner", now_ms).await;
+    assert_eq!(claimed.task.id, created.id, "the task just created is the one to claim");
+    assert!(
+        store.finish_task(&claimed.lease, &outcome(created.generation), now_ms + 1_000).await.expect("finish task")
+    );
+    find_task(store, instance, created.generation).await
+}
+
+async fn queue_claim_takes_the_oldest_claimable_task_under_a_lease(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    assert_eq!(
+        store.claim_task("node:a", QUEUE_MS + 5_000, LEASE_MS).await.expect("claim"),
+        None,
+        "nothing is pending"
+    );
+
+    // Created in this order (ids ascend), each claimable from QUEUE_MS + its delay.
+    let mut created = Vec::new();
+    for (instance_name, delay_ms) in
+        [("late", 2_000), ("early", 1_000), ("tie_first", 1_500), ("tie_second", 1_500), ("future", 10_000)]
+    {
+        let instance = queue_instance(&backend, &app_group, instance_name, "").await;
+        let task = store
+            .create_task(&instance, &format!("api__{instance_name}"), QUEUE_MS + delay_ms)
+            .await
+            .expect("create task");
+        assert_eq!((task.state, task.attempt, task.trigger), (TaskState::Pending, 0, TaskTrigger::Api));
+        created.push((instance, task));
+    }
+    let [(_, late_task), (early, early_task), (_, tie_first_task), (_, tie_second_task), (future, future_task)]: [_;
+        5] = created.try_into().expect("five tasks");
+
+    let now_ms = QUEUE_MS + 5_000;
+    let claimed = claim(store, "node:a", now_ms).await;
+    let running =
+        FunctionTask { state: TaskState::Running, attempt: 1, started_ms: Some(now_ms), ..early_task.clone() };
+    assert_eq!(claimed.task, running, "the oldest claimable task runs its first attempt");
+    assert_eq!(claimed.lease, TaskLease { task_id: early_task.id, worker_id: "node:a".into(), attempt: 1 });
+    assert_eq!(claimed.instance, early, "the claim comes with the task's instance");
+    assert_eq!(find_task(store, &early, early_task.generation).await, running);
+    assert_eq!(
+        queue_columns(&side_connection, early_task.id).await,
+        leased("node:a", now_ms + LEASE_MS, QUEUE_MS + 1_000, 3)
+    );
+
+    // Then by the time they may run from, equal times by creation; the future one is not yet
+    // claimable.
+    let mut claimed_ids = Vec::new();
+    for _ in 0..10 {
+        match store.claim_task("node:b", now_ms, LEASE_MS).await.expect("claim") {
+            Some(next) => claimed_ids.push(next.task.id),
+            None => break,
+        }
+    }
+    assert_eq!(claimed_ids, [tie_first_task.id, tie_second_task.id, late_task.id]);
+    assert_eq!(store.claim_task("node:b", QUEUE_MS + 9_999, LEASE_MS).await.expect("claim"), None);
+    assert_eq!(find_task(store, &future, 1).await, future_task, "still pending, never attempted");
+    assert_eq!(queue_columns(&side_connection, future_task.id).await, unleased(QUEUE_MS + 10_000, 3));
+
+    let on_time = claim(store, "node:b", QUEUE_MS + 10_000).await;
+    assert_eq!(on_time.task.id, future_task.id, "claimable from the very millisecond");
+    assert_eq!((on_time.task.state, on_time.lease.attempt), (TaskState::Running, 1));
+    assert_eq!(store.claim_task("node:c", QUEUE_MS + 100_000, LEASE_MS).await.expect("claim"), None, "all are running");
+}
+
+async fn queue_concurrent_claimers_take_each_task_exactly_once(backend: TestBackend) {
+    const CLAIMERS: usize = 16;
+    const TASKS: i64 = 5;
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let mut created = Vec::new();
+    for index in 0..TASKS {
+        let instance = queue_instance(&backend, &app_group, &format!("contended_{index}"), "").await;
+        let task = store.create_task(&instance, "api__contended", QUEUE_MS + 1_000 + index).await.expect("create task");
+        created.push((instance, task));
+    }
+
+    // Every claimer claims until nothing is left, all starting together.
+    let now_ms = QUEUE_MS + 10_000;
+    let start_line = Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+    let mut claimers = Vec::with_capacity(CLAIMERS);
+    for claimer_index in 0..CLAIMERS {
+        let claimer_store = Arc::clone(store);
+        let claimer_start_line = Arc::clone(&start_line);
+        claimers.push(tokio::spawn(async move {
+            let worker_id = format!("node:claimer_{claimer_index}");
+            claimer_start_line.wait().await;
+            let mut claimed = Vec::new();
+            while let Some(task) = claimer_store.claim_task(&worker_id, now_ms, LEASE_MS).await? {
+                claimed.push(task);
+                if claimed.len() > TASKS as usize {
+                    break;
+                }
+            }
+            Ok::<_, CoreError>((worker_id, claimed))
+        }));
+    }
+    let mut claims = Vec::new();
+    for claimer in claimers {
+        let (worker_id, claimed) = claimer.await.expect("claimer panicked").expect("claim");
+        for claimed_task in claimed {
+            assert_eq!(claimed_task.lease.worker_id, worker_id);
+            assert_eq!(claimed_task.lease.attempt, 1, "claimed once: {claimed_task:?}");
+            assert_eq!(claimed_task.instance.id, claimed_task.task.instance_id);
+            claims.push((claimed_task.task.id, worker_id.clone()));
+        }
+    }
+    claims.sort();
+    let mut created_ids: Vec<i64> = created.iter().map(|(_, task)| task.id).collect();
+    created_ids.sort();
+    assert_eq!(claims.iter().map(|(task_id, _)| *task_id).collect::<Vec<_>>(), created_ids, "each task exactly once");
+    for (instance, task) in &created {
+        let worker_id = &claims.iter().find(|(task_id, _)| *task_id == task.id).expect("claimed").1;
+        let stored = find_task(store, instance, task.generation).await;
+        assert_eq!((stored.state, stored.attempt), (TaskState::Running, 1));
+        assert_eq!(
+            queue_columns(&side_connection, task.id).await,
+            leased(worker_id, now_ms + LEASE_MS, task.created_ms, 3)
+        );
+    }
+    assert_eq!(store.claim_task("node:late", now_ms, LEASE_MS).await.expect("claim"), None);
+}
+
+async fn queue_heartbeat_extends_the_lease_records_progress_and_reports_cancellation(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let task = store.create_task(&instance, "api__heartbeat", QUEUE_MS + 1_000).await.expect("create task");
+    let lease = claim(store, "node:a", QUEUE_MS + 2_000).await.lease;
+    let held = Heartbeat::Held { cancel_requested: false };
+
+    assert_eq!(heartbeat(store, &lease, 40, QUEUE_MS + 10_000).await, held);
+    assert_eq!(
+        queue_columns(&side_connection, task.id).await,
+        leased("node:a", QUEUE_MS + 10_000 + LEASE_MS, QUEUE_MS + 1_000, 3),
+        "the lease runs from the heartbeat"
+    );
+    assert_eq!(find_task(store, &instance, 1).await.progress, 40);
+    // 100 is for a finished task only.
+    for (reported, recorded) in [(250, 99), (100, 99), (-5, 0), (99, 99), (0, 0), (63, 63)] {
+        assert_eq!(heartbeat(store, &lease, reported, QUEUE_MS + 20_000).await, held);
+        assert_eq!(find_task(store, &instance, 1).await.progress, recorded, "progress {reported} is recorded as");
+    }
+
+    // Another worker, another attempt, another task: lost, and nothing changes.
+    let wrong_leases = [
+        TaskLease { worker_id: "node:b".into(), ..lease.clone() },
+        TaskLease { attempt: 0, ..lease.clone() },
+        TaskLease { attempt: 2, ..lease.clone() },
+        TaskLease { task_id: task.id + 1_000_000, ..lease.clone() },
+    ];
+    let before = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+    for wrong_lease in &wrong_leases {
+        assert_eq!(heartbeat(store, wrong_lease, 80, QUEUE_MS + 30_000).await, Heartbeat::Lost, "{wrong_lease:?}");
+        let after = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+        assert_eq!(after, before, "a lost heartbeat ({wrong_lease:?}) changes nothing");
+    }
+
+    // The lease expires, the task is reaped and the same worker id (a restarted node) claims it
+    // again: the first attempt's heartbeats are lost.
+    let lost_ms = QUEUE_MS + 20_000 + LEASE_MS + 1;
+    let expected_reaped = reaped(&task, true);
+    assert_eq!(reap(store, &[task.id], lost_ms, 0, None, "node:a").await, [expected_reaped]);
+    let second = claim(store, "node:a", lost_ms).await;
+    assert_eq!(second.lease, TaskLease { task_id: task.id, worker_id: "node:a".into(), attempt: 2 });
+    assert_eq!(heartbeat(store, &second.lease, 10, lost_ms + 1_000).await, held);
+    let before = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+    assert_eq!(before.0.progress, 10);
+    assert_eq!(heartbeat(store, &lease, 90, lost_ms + 2_000).await, Heartbeat::Lost, "a stale attempt is lost");
+    assert_eq!((find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await), before);
+
+    // A cancellation reaches the worker through its heartbeat.
+    let flagged = store.request_cancel(&instance, 1, lost_ms + 3_000).await.expect("request cancel");
+    assert_eq!(flagged, FunctionTask { cancel_requested: true, ..before.0.clone() });
+    assert_eq!(heartbeat(store, &second.lease, 20, lost_ms + 4_000).await, Heartbeat::Held { cancel_requested: true });
+    assert_eq!(find_task(store, &instance, 1).await.progress, 20);
+    assert_eq!(
+        queue_columns(&side_connection, task.id).await,
+        leased("node:a", lost_ms + 4_000 + LEASE_MS, lost_ms, 3)
+    );
+    assert_eq!(heartbeat(store, &lease, 30, lost_ms + 5_000).await, Heartbeat::Lost);
+
+    // A finished task has no lease to hold.
+    assert!(store.finish_task(&second.lease, &failed("Cancelled"), lost_ms + 6_000).await.expect("finish"));
+    assert_eq!(heartbeat(store, &second.lease, 50, lost_ms + 7_000).await, Heartbeat::Lost);
+    let finished = find_task(store, &instance, 1).await;
+    assert_eq!((finished.state, finished.progress), (TaskState::Failed, 20));
+}
+
+async fn queue_finish_records_the_outcome_and_serves_only_when_asked(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    assert_eq!(
+        (instance.serving_generation, instance.status(), instance.extend_info.as_str()),
+        (None, "unavailable", "{}")
+    );
+
+    // Generation 1 succeeds and is served.
+    let first_task = store.create_task(&instance, "api__first", QUEUE_MS + 1_000).await.expect("create task");
+    let first = claim(store, "node:a", QUEUE_MS + 2_000).await;
+    assert_eq!(heartbeat(store, &first.lease, 60, QUEUE_MS + 3_000).await, Heartbeat::Held { cancel_requested: false });
+    assert!(store.finish_task(&first.lease, &succeeded(&instance, 1, true), QUEUE_MS + 4_000).await.expect("finish"));
+    let first_finished = FunctionTask {
+        state: TaskState::Success,
+        progress: 100,
+        started_ms: Some(QUEUE_MS + 2_000),
+        ended_ms: Some(QUEUE_MS + 4_000),
+        extend_info: metrics_of(1),
+        attempt: 1,
+        artifact: Some(artifact_of(&instance, 1)),
+        ..first_task.clone()
+    };
+    assert_eq!(find_task(store, &instance, 1).await, first_finished);
+    assert_eq!(queue_columns(&side_connection, first_task.id).await, unleased(QUEUE_MS + 1_000, 3), "no lease left");
+    let serving = find_instance(store, &instance).await;
+    assert_eq!(
+        serving,
+        FunctionInstance {
+            serving_generation: Some(1),
+            extend_info: metrics_of(1),
+            updated_ms: QUEUE_MS + 4_000,
+            ..instance.clone()
+        }
+    );
+    assert_eq!(serving.status(), "available");
+
+    // The same lease cannot finish it again, either way.
+    for late_outcome in [failed("Late"), succeeded(&instance, 1, true)] {
+        assert!(!store.finish_task(&first.lease, &late_outcome, QUEUE_MS + 5_000).await.expect("finish"));
+        assert_eq!(find_task(store, &instance, 1).await, first_finished);
+        assert_eq!(find_instance(store, &instance).await, serving);
+    }
+
+    // Generation 2 succeeds without being served: the instance keeps serving generation 1.
+    let second_task = store.create_task(&instance, "api__second", QUEUE_MS + 10_000).await.expect("create task");
+    let second = claim(store, "node:a", QUEUE_MS + 11_000).await;
+    assert!(
+        store.finish_task(&second.lease, &succeeded(&instance, 2, false), QUEUE_MS + 12_000).await.expect("finish")
+    );
+    assert_eq!(
+        find_task(store, &instance, 2).await,
+        FunctionTask {
+            state: TaskState::Success,
+            progress: 100,
+            started_ms: Some(QUEUE_MS + 11_000),
+            ended_ms: Some(QUEUE_MS + 12_000),
+            extend_info: metrics_of(2),
+            attempt: 1,
+            artifact: Some(artifact_of(&instance, 2)),
+            ..second_task
+        }
+    );
+    assert_eq!(find_instance(store, &instance).await, serving, "serve: false leaves the instance alone");
+
+    // Generation 3 fails: the task records why, the instance keeps serving generation 1.
+    let third_task = store.create_task(&instance, "api__third", QUEUE_MS + 20_000).await.expect("create task");
+    let third = claim(store, "node:a", QUEUE_MS + 21_000).await;
+    assert_eq!(
+        heartbeat(store, &third.lease, 30, QUEUE_MS + 22_000).await,
+        Heartbeat::Held { cancel_requested: false }
+    );
+    let failure = failed("OutOfMemory");
+    assert!(store.finish_task(&third.lease, &failure, QUEUE_MS + 23_000).await.expect("finish"));
+    let TaskOutcome::Failed { extend_info: failure_info } = failure else { unreachable!() };
+    assert_eq!(
+        find_task(store, &instance, 3).await,
+        FunctionTask {
+            state: TaskState::Failed,
+            progress: 30,
+            started_ms: Some(QUEUE_MS + 21_000),
+            ended_ms: Some(QUEUE_MS + 23_000),
+            extend_info: failure_info,
+            attempt: 1,
+            artifact: None,
+            ..third_task.clone()
+        }
+    );
+    assert_eq!(queue_columns(&side_connection, third_task.id).await, unleased(QUEUE_MS + 20_000, 3));
+    assert_eq!(find_instance(store, &instance).await, serving, "a failure never touches the serving model");
+
+    // Nor does it make an instance that never served available.
+    let never_served = queue_instance(&backend, &app_group, "never_served", "").await;
+    let failed_task = run_task(store, &never_served, QUEUE_MS + 30_000, |_| failed("BadData")).await;
+    assert_eq!(failed_task.state, TaskState::Failed);
+    let unchanged = find_instance(store, &never_served).await;
+    assert_eq!(unchanged, never_served);
+    assert_eq!(unchanged.status(), "unavailable");
+}
+
+async fn queue_finish_under_a_lost_lease_changes_nothing(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let task = store.create_task(&instance, "api__contested", QUEUE_MS + 1_000).await.expect("create task");
+    let first = claim(store, "node:a", QUEUE_MS + 2_000).await;
+
+    // Not the lease's worker.
+    let impostor = TaskLease { worker_id: "node:b".into(), ..first.lease.clone() };
+    let before = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+    assert!(!store.finish_task(&impostor, &succeeded(&instance, 1, true), QUEUE_MS + 3_000).await.expect("finish"));
+    assert!(!store.release_task(&impostor, QUEUE_MS + 3_000).await.expect("release"));
+    assert_eq!((find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await), before);
+    assert_eq!(find_instance(store, &instance).await, instance);
+
+    // The lease expires; the task is reaped and the same worker (another of its slots) runs
+    // attempt 2: only the attempt tells the two apart. Attempt 1 finishing late changes nothing,
+    // whatever it reports.
+    let lost_ms = QUEUE_MS + 2_000 + LEASE_MS + 1;
+    assert_eq!(reap(store, &[task.id], lost_ms, 1_000, None, "node:a").await, [reaped(&task, true)]);
+    let second = claim(store, "node:a", lost_ms + 1_000).await;
+    assert_eq!(second.lease, TaskLease { attempt: 2, ..first.lease.clone() });
+    let before = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+    assert_eq!(before.1, leased("node:a", lost_ms + 1_000 + LEASE_MS, lost_ms + 1_000, 3));
+    for stale_outcome in [succeeded(&instance, 1, true), succeeded(&instance, 1, false), failed("Stale")] {
+        assert!(!store.finish_task(&first.lease, &stale_outcome, lost_ms + 2_000).await.expect("finish"));
+        assert_eq!((find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await), before);
+        assert_eq!(find_instance(store, &instance).await, instance, "a stale success serves nothing");
+    }
+    assert!(
+        !store.release_task(&first.lease, lost_ms + 2_500).await.expect("release"),
+        "a stale attempt cannot release either"
+    );
+    assert_eq!((find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await), before);
+
+    // The current attempt finishes.
+    assert!(store.finish_task(&second.lease, &succeeded(&instance, 1, true), lost_ms + 3_000).await.expect("finish"));
+    let finished = find_task(store, &instance, 1).await;
+    assert_eq!((finished.state, finished.attempt, finished.ended_ms), (TaskState::Success, 2, Some(lost_ms + 3_000)));
+    assert_eq!(find_instance(store, &instance).await.serving_generation, Some(1));
+}
+
+async fn queue_an_older_generation_never_replaces_a_newer_serving_model(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+
+    // Generation 1 runs under node:a's lease. No API lets generation 2 start while it runs, so it
+    // is set aside behind the store's back, and back to running once generation 2 is served.
+    let first_task = store.create_task(&instance, "api__first", QUEUE_MS + 1_000).await.expect("create task");
+    let first = claim(store, "node:a", QUEUE_MS + 2_000).await;
+    force_task_state(&side_connection, first_task.id, TaskState::Failed).await;
+    let second_task =
+        run_task(store, &instance, QUEUE_MS + 10_000, |generation| succeeded(&instance, generation, true)).await;
+    assert_eq!(second_task.generation, 2);
+    let serving = find_instance(store, &instance).await;
+    assert_eq!((serving.serving_generation, serving.extend_info.clone()), (Some(2), metrics_of(2)));
+    force_task_state(&side_connection, first_task.id, TaskState::Running).await;
+
+    // Generation 1 finishes last: its task succeeds, the instance keeps serving generation 2.
+    assert!(store.finish_task(&first.lease, &succeeded(&instance, 1, true), QUEUE_MS + 20_000).await.expect("finish"));
+    let first_finished = find_task(store, &instance, 1).await;
+    assert_eq!(
+        (first_finished.state, first_finished.ended_ms, first_finished.artifact),
+        (TaskState::Success, Some(QUEUE_MS + 20_000), Some(artifact_of(&instance, 1)))
+    );
+    assert_eq!(find_instance(store, &instance).await, serving, "serving_generation never moves backwards");
+
+    // A newer generation still moves it forward.
+    run_task(store, &instance, QUEUE_MS + 30_000, |generation| succeeded(&instance, generation, true)).await;
+    assert_eq!(
+        find_instance(store, &instance).await,
+        FunctionInstance {
+            serving_generation: Some(3),
+            extend_info: metrics_of(3),
+            updated_ms: QUEUE_MS + 31_000,
+            ..instance.clone()
+        }
+    );
+}
+
+async fn queue_release_gives_the_task_back_without_using_an_attempt(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let task = store.create_task(&instance, "api__released", QUEUE_MS + 1_000).await.expect("create task");
+    let first = claim(store, "node:a", QUEUE_MS + 2_000).await;
+    assert_eq!(heartbeat(store, &first.lease, 50, QUEUE_MS + 3_000).await, Heartbeat::Held { cancel_requested: false });
+
+    // Only the holder of the current attempt releases it.
+    let before = (find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await);
+    for wrong_lease in [
+        TaskLease { worker_id: "node:b".into(), ..first.lease.clone() },
+        TaskLease { attempt: 2, ..first.lease.clone() },
+    ] {
+        assert!(!store.release_task(&wrong_lease, QUEUE_MS + 3_500).await.expect("release"), "{wrong_lease:?}");
+        assert_eq!((find_task(store, &instance, 1).await, queue_columns(&side_connection, task.id).await), before);
+    }
+
+    // Pending again, claimable at once, with one more attempt allowed (the attempt counter is the
+    // fencing token: it never goes back).
+    assert!(store.release_task(&first.lease, QUEUE_MS + 3_500).await.expect("release"));
+    assert_eq!(
+        find_task(store, &instance, 1).await,
+        FunctionTask {
+            state: TaskState::Pending,
+            progress: 0,
+            attempt: 1,
+            started_ms: Some(QUEUE_MS + 2_000),
+            ..task.clone()
+        }
+    );
+    assert_eq!(queue_columns(&side_connection, task.id).await, unleased(QUEUE_MS + 1_000, 4));
+    assert!(!store.release_task(&first.lease, QUEUE_MS + 3_600).await.expect("release"), "released once");
+    assert_eq!(heartbeat(store, &first.lease, 60, QUEUE_MS + 4_000).await, Heartbeat::Lost);
+
+    // Three attempts may still be lost: 2 and 3 are retried, 4 is the last.
+    let mut now_ms = QUEUE_MS + 4_000;
+    let mut lease = claim(store, "node:b", now_ms).await.lease;
+    for attempt in 2..=4 {
+        assert_eq!(lease.attempt, attempt);
+        now_ms += LEASE_MS + 1;
+        let last = attempt == 4;
+        assert_eq!(
+            reap(store, &[task.id], now_ms, 0, None, "node:b").await,
+            [reaped(&task, !last)],
+            "attempt {attempt}"
+        );
+        if !last {
+            lease = claim(store, "node:b", now_ms).await.lease;
+        }
+    }
+    let lost = find_task(store, &instance, 1).await;
+    assert_eq!((lost.state, lost.attempt, lost.ended_ms), (TaskState::Failed, 4, Some(now_ms)));
+    let (error, reason) = failure_of(&lost);
+    assert!(error.contains("WorkerLost") && error.contains("attempt 4 of 4"), "{error}");
+    assert_eq!(reason, "WorkerLost");
+}
+
+async fn queue_a_task_asked_to_cancel_is_never_run_again(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let flagged_running = |instance: FunctionInstance, now_ms: Millis, worker_id: &'static str| async move {
+        let task = store.create_task(&instance, "api__flagged", now_ms).await.expect("create task");
+        let claimed = claim(store, worker_id, now_ms).await;
+        assert_eq!(claimed.task.id, task.id);
+        let flagged = store.request_cancel(&instance, task.generation, now_ms + 100).await.expect("cancel");
+        assert_eq!((flagged.state, flagged.cancel_requested), (TaskState::Running, true));
+        (instance, task, claimed.lease)
+    };
+    #[track_caller]
+    fn assert_cancelled(task: &FunctionTask, ended_ms: Millis) {
+        assert_eq!((task.state, task.ended_ms, task.artifact.as_ref()), (TaskState::Failed, Some(ended_ms), None));
+        let (error, reason) = failure_of(task);
+        assert!(error.contains("cancel"), "{error}");
+        assert_eq!(reason, "Cancelled");
+    }
+
+    // Its worker shuts down and gives it back: it ends, cancelled, instead of waiting for the
+    // next worker.
+    let released = queue_instance(&backend, &app_group, "released", "").await;
+    let (released, released_task, lease) = flagged_running(released, QUEUE_MS + 1_000, "node:a").await;
+    assert!(store.release_task(&lease, QUEUE_MS + 2_000).await.expect("release"));
+    let ended = find_task(store, &released, 1).await;
+    assert_cancelled(&ended, QUEUE_MS + 2_000);
+    assert_eq!((ended.attempt, ended.started_ms), (1, Some(QUEUE_MS + 1_000)));
+    assert_eq!(queue_columns(&side_connection, released_task.id).await, unleased(QUEUE_MS + 1_000, 3));
+    assert!(!store.release_task(&lease, QUEUE_MS + 2_100).await.expect("release"), "released once");
+    assert_eq!(find_task(store, &released, 1).await, ended);
+    assert_eq!(store.claim_task("node:b", QUEUE_MS + 3_000, LEASE_MS).await.expect("claim"), None);
+
+    // Its worker is lost with attempts left: it ends, cancelled, instead of being retried.
+    let lost = queue_instance(&backend, &app_group, "lost", "").await;
+    let (lost, lost_task, _) = flagged_running(lost, QUEUE_MS + 10_000, "node:a").await;
+    let lost_ms = QUEUE_MS + 10_000 + LEASE_MS + 1;
+    assert_eq!(reap(store, &[lost_task.id], lost_ms, 0, None, "node:b").await, [reaped(&lost_task, false)]);
+    let ended = find_task(store, &lost, 1).await;
+    assert_cancelled(&ended, lost_ms);
+    assert_eq!(ended.attempt, 1);
+    assert_eq!(store.claim_task("node:b", lost_ms + 1, LEASE_MS).await.expect("claim"), None);
+
+    // So is a task of this node's earlier life taken back at start.
+    let restarted = queue_instance(&backend, &app_group, "restarted", "").await;
+    let (restarted, restarted_task, _) = flagged_running(restarted, QUEUE_MS + 200_000, "node:old").await;
+    let restart_ms = QUEUE_MS + 200_500;
+    assert_eq!(
+        reap(store, &[restarted_task.id], restart_ms, 0, Some("node:"), "node:new").await,
+        [reaped(&restarted_task, false)]
+    );
+    assert_cancelled(&find_task(store, &restarted, 1).await, restart_ms);
+
+    // A release without a cancellation still gives the task back.
+    let plain = queue_instance(&backend, &app_group, "plain", "").await;
+    let plain_task = store.create_task(&plain, "api__plain", QUEUE_MS + 300_000).await.expect("create task");
+    let claimed = claim(store, "node:a", QUEUE_MS + 300_000).await;
+    assert!(store.release_task(&claimed.lease, QUEUE_MS + 300_500).await.expect("release"));
+    let pending = find_task(store, &plain, 1).await;
+    assert_eq!((pending.state, pending.ended_ms, pending.cancel_requested), (TaskState::Pending, None, false));
+    assert_eq!(queue_columns(&side_connection, plain_task.id).await, unleased(QUEUE_MS + 300_000, 4));
+}
+
+async fn queue_reaper_retries_a_lost_task_then_fails_it(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let task = store.create_task(&instance, "api__lost", QUEUE_MS + 1_000).await.expect("create task");
+    const RETRY_DELAY_MS: Millis = 5_000;
+
+    let first = claim(store, "node:a", QUEUE_MS + 2_000).await;
+    assert_eq!(heartbeat(store, &first.lease, 50, QUEUE_MS + 3_000).await, Heartbeat::Held { cancel_requested: false });
+    let expires_ms = QUEUE_MS + 3_000 + LEASE_MS;
+    assert_eq!(reap(store, &[task.id], expires_ms, RETRY_DELAY_MS, None, "node:x").await, [], "held until it expires");
+    assert_eq!(find_task(store, &instance, 1).await.state, TaskState::Running);
+
+    // Lost with attempts left: pending again after the delay, progress back to 0.
+    assert_eq!(reap(store, &[task.id], expires_ms + 1, RETRY_DELAY_MS, None, "node:x").await, [reaped(&task, true)]);
+    let retry_ms = expires_ms + 1 + RETRY_DELAY_MS;
+    assert_eq!(
+        find_task(store, &instance, 1).await,
+        FunctionTask {
+            state: TaskState::Pending,
+            progress: 0,
+            attempt: 1,
+            started_ms: Some(QUEUE_MS + 2_000),
+            ..task.clone()
+        }
+    );
+    assert_eq!(queue_columns(&side_connection, task.id).await, unleased(retry_ms, 3));
+    assert_eq!(reap(store, &[task.id], retry_ms + LEASE_MS, RETRY_DELAY_MS, None, "node:x").await, [], "not running");
+    assert_eq!(store.claim_task("node:b", retry_ms - 1, LEASE_MS).await.expect("claim"), None, "not before the delay");
+
+    // Attempt 2 is lost as well; attempt 3 is the last.
+    let second = claim(store, "node:b", retry_ms).await;
+    assert_eq!(second.lease.attempt, 2);
+    let second_lost_ms = retry_ms + LEASE_MS + 1;
+    assert_eq!(reap(store, &[task.id], second_lost_ms, RETRY_DELAY_MS, None, "node:x").await, [reaped(&task, true)]);
+    let third = claim(store, "node:c", second_lost_ms + RETRY_DELAY_MS).await;
+    assert_eq!(third.lease.attempt, 3);
+    let third_lost_ms = second_lost_ms + RETRY_DELAY_MS + LEASE_MS + 1;
+    assert_eq!(reap(store, &[task.id], third_lost_ms, RETRY_DELAY_MS, None, "node:x").await, [reaped(&task, false)]);
+
+    let lost = find_task(store, &instance, 1).await;
+    assert_eq!(
+        lost,
+        FunctionTask {
+            state: TaskState::Failed,
+            progress: 0,
+            attempt: 3,
+            started_ms: Some(QUEUE_MS + 2_000),
+            ended_ms: Some(third_lost_ms),
+            extend_info: lost.extend_info.clone(),
+            ..task.clone()
+        }
+    );
+    let (error, reason) = failure_of(&lost);
+    assert!(error.contains("WorkerLost") && error.contains("node:c") && error.contains("attempt 3 of 3"), "{error}");
+    assert_eq!(reason, "WorkerLost");
+    assert_eq!(extend_info_json(&lost)["failure"]["attempts"], 3);
+    assert_eq!(queue_columns(&side_connection, task.id).await, unleased(second_lost_ms + RETRY_DELAY_MS, 3));
+    assert_eq!(find_instance(store, &instance).await, instance, "a lost task serves nothing");
+    assert_eq!(reap(store, &[task.id], third_lost_ms + LEASE_MS, 0, None, "node:x").await, [], "reaped once");
+    assert_eq!(store.claim_task("node:d", third_lost_ms + LEASE_MS, LEASE_MS).await.expect("claim"), None);
+    for stale_lease in [&first.lease, &second.lease, &third.lease] {
+        assert_eq!(heartbeat(store, stale_lease, 10, third_lost_ms + 1).await, Heartbeat::Lost);
+    }
+}
+
+async fn queue_reaper_takes_back_the_leases_of_a_dead_worker_prefix(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    const RETRY_DELAY_MS: Millis = 1_000;
+
+    // other:expired's lease expires at +60.5s; the others hold theirs until +130s. This node is
+    // `node_1`: its prefix is taken literally, so `_` stands for no other character, and case
+    // counts.
+    let expired = queue_instance(&backend, &app_group, "expired", "").await;
+    let expired_task = store.create_task(&expired, "api__expired", QUEUE_MS + 500).await.expect("create task");
+    claim(store, "other:expired", QUEUE_MS + 500).await;
+    let mut held_tasks = Vec::new();
+    for (index, worker_id) in
+        ["node_1:old", "node_1:current", "other:live", "nodeX1:live", "NODE_1:live"].into_iter().enumerate()
+    {
+        let instance = queue_instance(&backend, &app_group, &format!("held_{index}"), "").await;
+        let task =
+            store.create_task(&instance, "api__held", QUEUE_MS + 1_000 + index as Millis).await.expect("create task");
+        let claimed = claim(store, worker_id, QUEUE_MS + 70_000).await;
+        assert_eq!(claimed.task.id, task.id);
+        held_tasks.push((worker_id, task));
+    }
+    let old_task = &held_tasks[0].1;
+    let mut all_ids = vec![expired_task.id];
+    all_ids.extend(held_tasks.iter().map(|(_, task)| task.id));
+    let now_ms = QUEUE_MS + 100_000;
+
+    // Without a prefix only the expired lease goes.
+    assert_eq!(
+        reap(store, &all_ids, now_ms, RETRY_DELAY_MS, None, "node_1:current").await,
+        [reaped(&expired_task, true)]
+    );
+    // With it, the node's earlier life goes too, but not its current one nor any other node's.
+    assert_eq!(
+        reap(store, &all_ids, now_ms, RETRY_DELAY_MS, Some("node_1:"), "node_1:current").await,
+        [reaped(old_task, true)]
+    );
+    assert_eq!(queue_columns(&side_connection, old_task.id).await, unleased(now_ms + RETRY_DELAY_MS, 3));
+    assert_eq!(queue_columns(&side_connection, expired_task.id).await, unleased(now_ms + RETRY_DELAY_MS, 3));
+    for (worker_id, task) in &held_tasks[1..] {
+        assert_eq!(
+            queue_columns(&side_connection, task.id).await,
+            leased(worker_id, QUEUE_MS + 70_000 + LEASE_MS, task.created_ms, 3),
+            "{worker_id} keeps its lease"
+        );
+    }
+    assert_eq!(
+        reap(store, &all_ids, now_ms, RETRY_DELAY_MS, Some("node_1:"), "node_1:current").await,
+        [],
+        "nothing more to take back"
+    );
+}
+
+async fn queue_request_cancel_fails_a_pending_task_and_flags_a_running_one(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+
+    // Pending: failed at once, never claimed.
+    let pending = store.create_task(&instance, "api__pending", QUEUE_MS + 1_000).await.expect("create task");
+    let cancelled = store.request_cancel(&instance, 1, QUEUE_MS + 2_000).await.expect("cancel");
+    assert_eq!(
+        cancelled,
+        FunctionTask {
+            state: TaskState::Failed,
+            ended_ms: Some(QUEUE_MS + 2_000),
+            extend_info: cancelled.extend_info.clone(),
+            ..pending.clone()
+        }
+    );
+    let (error, reason) = failure_of(&cancelled);
+    assert!(error.contains("cancelled"), "{error}");
+    assert_eq!(reason, "Cancelled");
+    assert_eq!(find_task(store, &instance, 1).await, cancelled);
+    assert_eq!(store.claim_task("node:a", QUEUE_MS + 3_000, LEASE_MS).await.expect("claim"), None);
+    assert_eq!(store.request_cancel(&instance, 1, QUEUE_MS + 4_000).await.expect("cancel again"), cancelled);
+
+    // Running: flagged; the worker learns it from its heartbeat and stops.
+    let running_task = store.create_task(&instance, "api__running", QUEUE_MS + 10_000).await.expect("create task");
+    assert_eq!(running_task.generation, 2);
+    let claimed = claim(store, "node:a", QUEUE_MS + 11_000).await;
+    let flagged = store.request_cancel(&instance, 2, QUEUE_MS + 12_000).await.expect("cancel");
+    assert_eq!(flagged, FunctionTask { cancel_requested: true, ..claimed.task.clone() });
+    assert_eq!(find_task(store, &instance, 2).await, flagged);
+    assert_eq!(store.request_cancel(&instance, 2, QUEUE_MS + 13_000).await.expect("cancel again"), flagged);
+    assert_eq!(
+        heartbeat(store, &claimed.lease, 40, QUEUE_MS + 14_000).await,
+        Heartbeat::Held { cancel_requested: true }
+    );
+    assert!(store.finish_task(&claimed.lease, &failed("Cancelled"), QUEUE_MS + 15_000).await.expect("finish"));
+
+    // Finished: returned unchanged.
+    for generation in [1, 2] {
+        let finished = find_task(store, &instance, generation).await;
+        assert_eq!(store.request_cancel(&instance, generation, QUEUE_MS + 20_000).await.expect("cancel"), finished);
+        assert_eq!(find_task(store, &instance, generation).await, finished);
+    }
+    let succeeded_task =
+        run_task(store, &instance, QUEUE_MS + 30_000, |generation| succeeded(&instance, generation, true)).await;
+    let serving = find_instance(store, &instance).await;
+    assert_eq!(store.request_cancel(&instance, 3, QUEUE_MS + 40_000).await.expect("cancel"), succeeded_task);
+    assert_eq!(find_task(store, &instance, 3).await, succeeded_task);
+    assert_eq!(find_instance(store, &instance).await, serving);
+
+    let unknown = expect_error(store.request_cancel(&instance, 99, QUEUE_MS + 50_000).await, ErrorCode::TaskNotExist);
+    assert_eq!(unknown, CoreError::TaskNotExist { instance_name: "ctr".into(), generation: "99".into() });
+}
+
+async fn schedule_fires(side_connection: &AnyPool, instance: &FunctionInstance) -> Vec<(Millis, Option<i64>)> {
+    let rows = sqlx::query("SELECT fire_ms, generation FROM schedule_fires WHERE instance_id = $1 ORDER BY fire_ms")
+        .bind(instance.id)
+        .fetch_all(side_connection)
+        .await
+        .expect("read schedule fires");
+    rows.iter()
+        .map(|row| (row.try_get("fire_ms").expect("fire_ms"), row.try_get("generation").expect("generation")))
+        .collect()
+}
+
+async fn queue_fire_schedule_enqueues_each_fire_time_once(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let side_connection = backend.side_connection().await;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let nightly = queue_instance(&backend, &app_group, "nightly", "0 3 * * *").await;
+    let manual = queue_instance(&backend, &app_group, "manual", "").await;
+    let dropped = queue_instance(&backend, &app_group, "dropped", "30 * * * *").await;
+    let own_ids = [nightly.id, manual.id, dropped.id];
+    let scheduled = || async move {
+        let listed = store.scheduled_instances().await.expect("scheduled instances");
+        listed.into_iter().filter(|instance| own_ids.contains(&instance.id)).collect::<Vec<_>>()
+    };
+    assert_eq!(scheduled().await, [nightly.clone(), dropped.clone()], "only instances with a cron");
+
+    let first_fire_ms = QUEUE_MS + 3_600_000;
+    let FireOutcome::Enqueued(first_task) =
+        store.fire_schedule(&nightly, first_fire_ms, "cron__first", first_fire_ms + 20).await.expect("fire")
+    else {
+        panic!("the first fire enqueues");
+    };
+    assert_eq!(
+        (first_task.generation, first_task.state, first_task.trigger, first_task.run_id.as_str()),
+        (1, TaskState::Pending, TaskTrigger::Cron, "cron__first")
+    );
+    assert_eq!((first_task.created_ms, first_task.started_ms, first_task.attempt), (first_fire_ms + 20, None, 0));
+    assert_eq!(find_task(store, &nightly, 1).await, first_task);
+    assert_eq!(queue_columns(&side_connection, first_task.id).await, unleased(first_fire_ms + 20, 3));
+
+    // The same fire time again (another scheduler, a later tick): nothing more.
+    assert_eq!(
+        store.fire_schedule(&nightly, first_fire_ms, "cron__again", first_fire_ms + 500).await.expect("fire"),
+        FireOutcome::AlreadyFired
+    );
+    // The next fire time while the task is still pending: skipped, and remembered as skipped.
+    let second_fire_ms = first_fire_ms + 3_600_000;
+    assert_eq!(
+        store.fire_schedule(&nightly, second_fire_ms, "cron__busy", second_fire_ms).await.expect("fire"),
+        FireOutcome::SkippedBusy
+    );
+    assert_eq!(
+        store.fire_schedule(&nightly, second_fire_ms, "cron__busy_again", second_fire_ms + 1).await.expect("fire"),
+        FireOutcome::AlreadyFired
+    );
+    let tasks = store.list_tasks(&nightly, &TaskFilter::default(), everything()).await.expect("list tasks");
+    assert_eq!(tasks.items, std::slice::from_ref(&first_task), "no task was created by the repeated or skipped fires");
+    assert_eq!(schedule_fires(&side_connection, &nightly).await, [(first_fire_ms, Some(1)), (second_fire_ms, None)]);
+
+    // Once the task has finished, the next fire enqueues the next generation.
+    let claimed = claim(store, "node:a", second_fire_ms + 10).await;
+    assert_eq!(claimed.task.id, first_task.id);
+    assert!(
+        store.finish_task(&claimed.lease, &succeeded(&nightly, 1, true), second_fire_ms + 20).await.expect("finish")
+    );
+    let third_fire_ms = second_fire_ms + 3_600_000;
+    let FireOutcome::Enqueued(second_task) =
+        store.fire_schedule(&nightly, third_fire_ms, "cron__third", third_fire_ms).await.expect("fire")
+    else {
+        panic!("a fire after the task finished enqueues");
+    };
+    assert_eq!(
+        (second_task.generation, second_task.trigger),
+        (2, TaskTrigger::Cron),
+        "a skipped fire used no generation"
+    );
+    expect_error(store.create_task(&nightly, "api__manual", third_fire_ms + 1).await, ErrorCode::TaskIsRunning);
+    assert_eq!(
+        schedule_fires(&side_connection, &nightly).await,
+        [(first_fire_ms, Some(1)), (second_fire_ms, None), (third_fire_ms, Some(2))]
+    );
+
+    // A fire for an instance deleted meanwhile is dropped.
+    store.delete_instance(&dropped).await.expect("delete instance");
+    assert_eq!(
+        store.fire_schedule(&dropped, first_fire_ms, "cron__dropped", first_fire_ms).await.expect("fire"),
+        FireOutcome::AlreadyFired
+    );
+    // An instance whose cron is cleared leaves the schedule.
+    store
+        .update_instance(
+            &nightly,
+            &InstanceChanges { cron: Some(String::new()), ..InstanceChanges::default() },
+            None,
+            third_fire_ms,
+        )
+        .await
+        .expect("clear the cron");
+    assert_eq!(scheduled().await, []);
+}
+
+async fn queue_concurrent_fires_of_one_fire_time_enqueue_one_task(backend: TestBackend) {
+    const SCHEDULERS: usize = 8;
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = Arc::new(queue_instance(&backend, &app_group, "nightly", "0 3 * * *").await);
+    let fire_ms = QUEUE_MS + 3_600_000;
+
+    let start_line = Arc::new(tokio::sync::Barrier::new(SCHEDULERS));
+    let mut schedulers = Vec::with_capacity(SCHEDULERS);
+    for scheduler_index in 0..SCHEDULERS {
+        let scheduler_store = Arc::clone(store);
+        let scheduler_instance = Arc::clone(&instance);
+        let scheduler_start_line = Arc::clone(&start_line);
+        schedulers.push(tokio::spawn(async move {
+            scheduler_start_line.wait().await;
+            let run_id = format!("cron__scheduler_{scheduler_index}");
+            let now_ms = fire_ms + scheduler_index as Millis;
+            scheduler_store.fire_schedule(&scheduler_instance, fire_ms, &run_id, now_ms).await
+        }));
+    }
+    let mut enqueued = Vec::new();
+    let mut already_fired = 0;
+    for scheduler in schedulers {
+        match scheduler.await.expect("scheduler panicked").expect("fire") {
+            FireOutcome::Enqueued(task) => enqueued.push(task),
+            FireOutcome::AlreadyFired => already_fired += 1,
+            FireOutcome::SkippedBusy => panic!("no scheduler may see the fire's own task as busy"),
+        }
+    }
+    assert_eq!(enqueued.len(), 1, "exactly one scheduler enqueues: {enqueued:?}");
+    assert_eq!(already_fired, SCHEDULERS - 1);
+    assert_eq!((enqueued[0].generation, enqueued[0].trigger), (1, TaskTrigger::Cron));
+    let tasks = store.list_tasks(&instance, &TaskFilter::default(), everything()).await.expect("list tasks");
+    assert_eq!(tasks.items, enqueued);
+}
+
+async fn queue_delete_task_keeps_the_task_of_the_served_model(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let serve = |generation| succeeded(&instance, generation, true);
+
+    let first = run_task(store, &instance, QUEUE_MS + 1_000, serve).await;
+    let refused = expect_error(store.delete_task(&instance, 1).await, ErrorCode::TaskUnableDelete);
+    assert_eq!(
+        refused,
+        CoreError::TaskUnableDelete {
+            instance_name: "ctr".into(),
+            generation: 1,
+            reason: "its model is the one the instance serves".into()
+        }
+    );
+    assert_message_contains(&refused, "serves");
+    assert_eq!(find_task(store, &instance, 1).await, first);
+
+    // Tasks whose model is not served go.
+    run_task(store, &instance, QUEUE_MS + 10_000, |_| failed("BadData")).await;
+    run_task(store, &instance, QUEUE_MS + 20_000, |generation| succeeded(&instance, generation, false)).await;
+    store.delete_task(&instance, 2).await.expect("delete a failed task");
+    store.delete_task(&instance, 3).await.expect("delete a success that was not served");
+    assert_eq!(find_instance(store, &instance).await.serving_generation, Some(1));
+
+    // Once a newer model is served, the older task goes, and the newer one stays.
+    run_task(store, &instance, QUEUE_MS + 30_000, serve).await;
+    assert_eq!(find_instance(store, &instance).await.serving_generation, Some(4));
+    store.delete_task(&instance, 1).await.expect("delete the task of a model no longer served");
+    assert_eq!(store.find_task(&instance, 1).await.expect("find"), None);
+    expect_error(store.delete_task(&instance, 4).await, ErrorCode::TaskUnableDelete);
+    let remaining = store.list_tasks(&instance, &TaskFilter::default(), everything()).await.expect("list tasks");
+    assert_eq!(remaining.items.iter().map(|task| task.generation).collect::<Vec<_>>(), [4]);
+}
+
+async fn queue_prunable_generations_keep_the_newest_and_never_the_served_one(backend: TestBackend) {
+    let _queue_turn = backend.hold_the_queue().await;
+    let store = &backend.store;
+    let app_group = fresh_app_group(&backend, "shop").await;
+    let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+    let other = queue_instance(&backend, &app_group, "other", "").await;
+
+    // 1 and 2 served (2 serves now), 3 failed, 4 and 5 succeeded without being served.
+    let mut tasks = Vec::new();
+    for (index, outcome) in ["serve", "serve", "fail", "keep", "keep"].into_iter().enumerate() {
+        let now_ms = QUEUE_MS + 10_000 * (index as Millis + 1);
+        let task = run_task(store, &instance, now_ms, |generation| match outcome {
+            "serve" => succeeded(&instance, generation, true),
+            "keep" => succeeded(&instance, generation, false),
+            _ => failed("BadData"),
+        })
+        .await;
+        tasks.push(task);
+    }
+    run_task(store, &other, QUEUE_MS + 100_000, |generation| succeeded(&other, generation, false)).await;
+    assert_eq!(find_instance(store, &instance).await.serving_generation, Some(2));
+
+    let instance_ref = &instance;
+    let prunable = |keep: usize| async move {
+        let instance = instance_ref;
+        let prunable = store.prunable_generations(instance, keep).await.expect("prunable generations");
+        assert!(prunable.iter().all(|task| task.instance_id == instance.id), "only the instance's own: {prunable:?}");
+        prunable.iter().map(|task| task.generation).collect::<Vec<_>>()
+    };
+    let all = store.prunable_generations(&instance, 0).await.expect("prunable generations");
+    assert_eq!(all, [tasks[4].clone(), tasks[3].clone(), tasks[0].clone()], "newest first, not the served one");
+    assert_eq!(prunable(1).await, [4, 1]);
+    assert_eq!(prunable(2).await, [1]);
+    assert_eq!(prunable(3).await, [1], "the served one counts among those kept");
+    assert_eq!(prunable(4).await, Vec::<i64>::new());
+    assert_eq!(prunable(100).await, Vec::<i64>::new());
+
+    // Once its artifact is deleted, a generation is no longer prunable (nor counted as kept).
+    store.forget_artifact(tasks[0].id).await.expect("forget artifact");
+    assert_eq!(find_task(store, &instance, 1).await, FunctionTask { artifact: None, ..tasks[0].clone() });
+    store.forget_artifact(tasks[0].id).await.expect("forgetting twice is fine");
+    assert_eq!(prunable(0).await, [5, 4]);
+    assert_eq!(prunable(1).await, [4]);
+    assert_eq!(prunable(2).await, Vec::<i64>::new());
+    assert_eq!(find_task(store, &instance, 2).await.artifact, Some(artifact_of(&instance, 2)), "others keep theirs");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Known PostgreSQL races
 // ---------------------------------------------------------------------------------------------
 
 /// Interleavings that only PostgreSQL allows (SQLite's in-process write gate serializes every
-/// write). Each test forces the interleaving by holding, on a side connection, a `FOR KEY SHARE`
-/// lock on a row: it stalls the store's `DELETE` of that row but nothing else.
+/// write). Each test forces the interleaving by holding, on a side connection, a lock on a row:
+/// `FOR KEY SHARE` stalls the store's `DELETE` of that row but nothing else; `FOR UPDATE` on a
+/// task is what another node's claim holds between choosing the task and committing.
 mod postgres_races {
     use super::*;
 
     /// Lets the stalled call reach its blocked statement before the next step.
     const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reaper_never_takes_a_lease_renewed_after_it_looked() {
+        let test_path = "postgres_races::reaper_never_takes_a_lease_renewed_after_it_looked";
+        let Some(backend) = TestBackend::postgres(test_path).await else {
+            return;
+        };
+        let _queue_turn = backend.hold_the_queue().await;
+        let store = &backend.store;
+        let side_connection = backend.side_connection().await;
+        let app_group = fresh_app_group(&backend, "shop").await;
+        let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+        let task = store.create_task(&instance, "api__renewed", QUEUE_MS + 1_000).await.expect("create task");
+        let lease = claim(store, "node:a", QUEUE_MS + 2_000).await.lease;
+        let lost_ms = QUEUE_MS + 2_000 + LEASE_MS + 1;
+
+        // The worker's late heartbeat (what `heartbeat` writes) is between its write and commit
+        // while the reaper reads the expired lease.
+        let mut heartbeat_in_flight = side_connection.begin().await.expect("begin");
+        sqlx::query(
+            "UPDATE function_tasks SET lease_expires_ms = $1 WHERE id = $2 AND lease_owner = $3 AND attempt = $4 \
+             AND state = 'running'",
+        )
+        .bind(lost_ms + LEASE_MS)
+        .bind(task.id)
+        .bind(lease.worker_id.as_str())
+        .bind(lease.attempt)
+        .execute(&mut *heartbeat_in_flight)
+        .await
+        .expect("renew the lease");
+        let reaper = tokio::spawn({
+            let reaping_store = Arc::clone(store);
+            async move { reaping_store.reap_lost_tasks(lost_ms, 0, None, "node:x").await }
+        });
+        tokio::time::sleep(SETTLE).await;
+        heartbeat_in_flight.commit().await.expect("commit the heartbeat");
+
+        let reaped = reaper.await.expect("reaper panicked").expect("reap");
+        assert!(reaped.iter().all(|reaped_task| reaped_task.task_id != task.id), "took a renewed lease: {reaped:?}");
+        assert_eq!(heartbeat(store, &lease, 10, lost_ms + 1).await, Heartbeat::Held { cancel_requested: false });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn claim_never_hands_one_task_to_two_claimers() {
+        let test_path = "postgres_races::claim_never_hands_one_task_to_two_claimers";
+        let Some(backend) = TestBackend::postgres(test_path).await else {
+            return;
+        };
+        let _queue_turn = backend.hold_the_queue().await;
+        let store = &backend.store;
+        let side_connection = backend.side_connection().await;
+        let app_group = fresh_app_group(&backend, "shop").await;
+        let instance = queue_instance(&backend, &app_group, "ctr", "").await;
+        let task = store.create_task(&instance, "api__contended", QUEUE_MS + 1_000).await.expect("create task");
+
+        // Another node's claim has chosen the task and not committed yet.
+        let mut other_claim = side_connection.begin().await.expect("begin");
+        sqlx::query("SELECT id FROM function_tasks WHERE id = $1 FOR UPDATE")
+            .bind(task.id)
+            .fetch_all(&mut *other_claim)
+            .await
+            .expect("lock the task row");
+        let claimers: Vec<_> = ["node:a", "node:b"]
+            .into_iter()
+            .map(|worker_id| {
+                let claiming_store = Arc::clone(store);
+                tokio::spawn(async move { claiming_store.claim_task(worker_id, QUEUE_MS + 2_000, LEASE_MS).await })
+            })
+            .collect();
+        tokio::time::sleep(SETTLE).await;
+        other_claim.commit().await.expect("release the task row");
+
+        let mut leases = Vec::new();
+        for claimer in claimers {
+            if let Some(claimed) = claimer.await.expect("claimer panicked").expect("claim") {
+                leases.push(claimed.lease);
+            }
+        }
+        assert!(leases.len() <= 1, "one task was handed to several claimers: {leases:?}");
+        let stored = find_task(store, &instance, task.generation).await;
+        assert_eq!(stored.attempt, leases.len() as i64, "one attempt per claim: {leases:?}");
+        assert_eq!(
+            store.claim_task("node:c", QUEUE_MS + 3_000, LEASE_MS).await.expect("claim").is_some(),
+            leases.is_empty()
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn referenced_resource_is_never_deleted_under_a_concurrent_reference() {

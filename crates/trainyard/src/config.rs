@@ -13,6 +13,21 @@
 //! | `shutdown_grace_seconds` | | `TRAINYARD_SHUTDOWN_GRACE_SECONDS` | 30 |
 //! | `ingest_segment_max_bytes` | | `TRAINYARD_INGEST_SEGMENT_MAX_BYTES` | 32 MiB |
 //! | `compaction_interval_seconds` | | `TRAINYARD_COMPACTION_INTERVAL_SECONDS` | 60 |
+//! | `worker_concurrency` | `--workers` | `TRAINYARD_WORKER_CONCURRENCY` | 1 (0: this process trains nothing and runs no scheduler) |
+//! | `task_lease_seconds` | | `TRAINYARD_TASK_LEASE_SECONDS` | 30 |
+//! | `task_heartbeat_millis` | | `TRAINYARD_TASK_HEARTBEAT_MILLIS` | 1000 |
+//! | `task_poll_millis` | | `TRAINYARD_TASK_POLL_MILLIS` | 500 (how often idle workers look for pending tasks) |
+//! | `task_deadline_seconds` | | `TRAINYARD_TASK_DEADLINE_SECONDS` | 21600 (6 h) |
+//! | `task_retry_delay_seconds` | | `TRAINYARD_TASK_RETRY_DELAY_SECONDS` | 5 |
+//! | `keep_generations` | | `TRAINYARD_KEEP_GENERATIONS` | 3 |
+//! | `cron_timezone` | | `TRAINYARD_CRON_TIMEZONE` | `UTC` (or a fixed offset such as `+08:00`) |
+//! | `scheduler_tick_seconds` | | `TRAINYARD_SCHEDULER_TICK_SECONDS` | 15 |
+//! | `trainer_nice` | | `TRAINYARD_TRAINER_NICE` | 10 |
+//!
+//! A task's lease is extended at every heartbeat; a worker that stops heartbeating (killed)
+//! loses its tasks after `task_lease_seconds`, and they run again (up to 3 attempts) or fail
+//! with `WorkerLost` in ExtendInfo. The node id that marks this data dir's leases lives in the
+//! file `node-id` of the data dir: a restarted node takes its own dead leases back at once.
 //!
 //! Root keys are not configuration: they come from `TRAINYARD_ACCESS_KEY_ID` /
 //! `TRAINYARD_ACCESS_KEY_SECRET` or from the key file in the data dir (see `keys`).
@@ -39,6 +54,21 @@ pub struct ServeConfig {
     pub ingest_segment_max_bytes: u64,
     /// How often the background compactor turns the ingest log into Parquet files.
     pub compaction_interval_seconds: u64,
+    /// Training tasks run at once by this process; 0 runs no worker and no scheduler.
+    pub worker_concurrency: usize,
+    pub task_lease_seconds: u64,
+    pub task_heartbeat_millis: u64,
+    /// How often an idle worker looks for pending tasks.
+    pub task_poll_millis: u64,
+    pub task_deadline_seconds: u64,
+    pub task_retry_delay_seconds: u64,
+    /// Successful generations whose models are kept per instance (the served one always is).
+    pub keep_generations: usize,
+    /// The timezone of instances' cron expressions: `UTC` or a fixed offset like `+08:00`.
+    pub cron_timezone: String,
+    pub scheduler_tick_seconds: u64,
+    /// Nice value of trainer threads (0-19), so that training does not starve the API.
+    pub trainer_nice: i32,
 }
 
 impl Default for ServeConfig {
@@ -53,6 +83,16 @@ impl Default for ServeConfig {
             shutdown_grace_seconds: 30,
             ingest_segment_max_bytes: 32 * 1024 * 1024,
             compaction_interval_seconds: 60,
+            worker_concurrency: 1,
+            task_lease_seconds: 30,
+            task_heartbeat_millis: 1000,
+            task_poll_millis: 500,
+            task_deadline_seconds: 6 * 3600,
+            task_retry_delay_seconds: 5,
+            keep_generations: 3,
+            cron_timezone: "UTC".into(),
+            scheduler_tick_seconds: 15,
+            trainer_nice: 10,
         }
     }
 }
@@ -76,13 +116,17 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_url: Option<String>,
+    /// Training tasks run at once (0: train nothing here; run `trainyard worker` elsewhere).
+    #[arg(long = "workers")]
+    #[serde(rename = "worker_concurrency", skip_serializing_if = "Option::is_none")]
+    pub worker_concurrency: Option<usize>,
     /// TOML file with any of the settings above.
     #[arg(long, env = "TRAINYARD_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
 }
 
-const ENVIRONMENT_KEYS: [&str; 9] = [
+const ENVIRONMENT_KEYS: [&str; 19] = [
     "LISTEN",
     "DATA_DIR",
     "DATABASE_URL",
@@ -92,6 +136,16 @@ const ENVIRONMENT_KEYS: [&str; 9] = [
     "SHUTDOWN_GRACE_SECONDS",
     "INGEST_SEGMENT_MAX_BYTES",
     "COMPACTION_INTERVAL_SECONDS",
+    "WORKER_CONCURRENCY",
+    "TASK_LEASE_SECONDS",
+    "TASK_HEARTBEAT_MILLIS",
+    "TASK_POLL_MILLIS",
+    "TASK_DEADLINE_SECONDS",
+    "TASK_RETRY_DELAY_SECONDS",
+    "KEEP_GENERATIONS",
+    "CRON_TIMEZONE",
+    "SCHEDULER_TICK_SECONDS",
+    "TRAINER_NICE",
 ];
 
 impl ServeConfig {
@@ -122,6 +176,22 @@ impl ServeConfig {
             "ingest_segment_max_bytes must be from 64 KiB to 1 GiB"
         );
         anyhow::ensure!(self.compaction_interval_seconds >= 1, "compaction_interval_seconds must be at least 1");
+        anyhow::ensure!(self.worker_concurrency <= 64, "worker_concurrency must be from 0 to 64");
+        anyhow::ensure!(
+            (50..=60_000).contains(&self.task_heartbeat_millis),
+            "task_heartbeat_millis must be from 50 to 60000"
+        );
+        anyhow::ensure!(
+            self.task_lease_seconds * 1000 >= 3 * self.task_heartbeat_millis,
+            "task_lease_seconds must cover at least 3 heartbeats (task_heartbeat_millis)"
+        );
+        anyhow::ensure!((10..=60_000).contains(&self.task_poll_millis), "task_poll_millis must be from 10 to 60000");
+        anyhow::ensure!(self.task_deadline_seconds >= 1, "task_deadline_seconds must be at least 1");
+        anyhow::ensure!((1..=1000).contains(&self.keep_generations), "keep_generations must be from 1 to 1000");
+        anyhow::ensure!(self.scheduler_tick_seconds >= 1, "scheduler_tick_seconds must be at least 1");
+        anyhow::ensure!((0..=19).contains(&self.trainer_nice), "trainer_nice must be from 0 to 19");
+        trainyard_runner::parse_cron_offset(&self.cron_timezone)
+            .map_err(|reason| anyhow::anyhow!("cron_timezone: {reason}"))?;
         Ok(())
     }
 }
@@ -159,5 +229,9 @@ mod tests {
         let small = directory.path().join("small.toml");
         std::fs::write(&small, "max_body_bytes = 10\n").unwrap();
         assert!(ServeConfig::load(&ServeFlags { config: Some(small), ..ServeFlags::default() }).is_err());
+        let named_zone = directory.path().join("zone.toml");
+        std::fs::write(&named_zone, "cron_timezone = \"Asia/Shanghai\"\n").unwrap();
+        let error = ServeConfig::load(&ServeFlags { config: Some(named_zone), ..ServeFlags::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("cron_timezone"), "{error:#}");
     }
 }

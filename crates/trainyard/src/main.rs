@@ -1,6 +1,7 @@
 //! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API,
-//! metadata, the data plane and its compactor); `import`, `stats` and `compact` are tools that
-//! talk to a running server (the task runner arrives in a later step).
+//! metadata, the data plane and its compactor, the task runner and the cron scheduler);
+//! `trainyard worker` runs the task runner alone; `import`, `stats`, `compact` and `cancel` are
+//! tools that talk to a running server.
 //!
 //! # What lives here
 //! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]), the server
@@ -14,6 +15,7 @@ mod dataset_commands;
 mod import;
 mod keys;
 mod server;
+mod task_commands;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -27,8 +29,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the API (prints the listen address and the root AccessKey id).
+    /// Serve the API and train tasks (prints the listen address and the root AccessKey id).
     Serve(config::ServeFlags),
+    /// Train tasks only, without the API (shares the database and object store with servers).
+    Worker(config::ServeFlags),
+    /// Cancel a pending or running training task of a running server.
+    Cancel(task_commands::CancelArgs),
     /// Load CSV, JSON Lines or Parquet files into an app group of a running server.
     Import(import::ImportArgs),
     /// Show an app group's dataset statistics and whether each function can train on it.
@@ -49,6 +55,11 @@ fn main() -> anyhow::Result<()> {
             let serve_config = config::ServeConfig::load(&flags)?;
             runtime.block_on(server::serve(serve_config))
         }
+        Command::Worker(flags) => {
+            let worker_config = config::ServeConfig::load(&flags)?;
+            runtime.block_on(server::work(worker_config))
+        }
+        Command::Cancel(arguments) => runtime.block_on(task_commands::cancel(arguments)),
         Command::Import(arguments) => runtime.block_on(import::run(arguments)),
         Command::Stats(arguments) => runtime.block_on(dataset_commands::stats(arguments)),
         Command::Compact(arguments) => runtime.block_on(dataset_commands::compact(arguments)),

@@ -1,5 +1,12 @@
 //! `trainyard serve`: open the data dir and the metadata store, load the root key, serve the
-//! API until SIGTERM or Ctrl-C, then drain in-flight requests and close the store.
+//! API and run the task runner (workers, reaper, cron scheduler) until SIGTERM or Ctrl-C, then
+//! drain in-flight requests, hand running tasks back (pending) and close the store.
+//!
+//! `trainyard worker`: the runner alone, without HTTP, for nodes that only train. It shares
+//! the metadata database and the object store with the servers (`--database-url`,
+//! `--store-url`) and has a data dir of its own (its node id); it trains on the compacted
+//! data in the object store — records still in a server's ingest log (not yet compacted, at
+//! most `compaction_interval_seconds` old) are not visible to it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,10 +18,13 @@ use tokio_util::sync::CancellationToken;
 use trainyard_api::credentials::Credentials;
 use trainyard_api::{ApiConfig, AppState};
 use trainyard_core::clock::{Clock, SystemClock};
+use trainyard_core::queue::TaskQueue;
 use trainyard_core::service::Service;
 use trainyard_core::store::MetadataStore;
-use trainyard_data::ingest::DatasetPortAdapter;
+use trainyard_data::artifacts::ArtifactStore;
 use trainyard_data::{DatasetConfig, DatasetStore};
+use trainyard_runner::{Runner, RunnerConfig, StorageAdapter};
+use trainyard_serve::Serving;
 use trainyard_store::SqlStore;
 
 use crate::config::ServeConfig;
@@ -22,20 +32,31 @@ use crate::keys::{self, RootKeyOrigin};
 
 /// How often expired signature nonces are forgotten.
 const NONCE_JANITOR_PERIOD: Duration = Duration::from_secs(60);
+/// The file in the data dir naming this node in task leases.
+const NODE_ID_FILE: &str = "node-id";
 
-/// Runs the server until a shutdown signal.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+/// What `serve` and `worker` both open.
+struct Backends {
+    store: Arc<SqlStore>,
+    datasets: Arc<DatasetStore>,
+    artifacts: ArtifactStore,
+    clock: Arc<dyn Clock>,
+    objects_dir: PathBuf,
+    node_id: String,
+    /// Held while the process runs: one process per data dir.
+    _data_dir_lock: std::fs::File,
+}
+
+async fn open_backends(config: &ServeConfig) -> anyhow::Result<Backends> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
-    let objects_dir = object_store_directory(&config)?;
+    let data_dir_lock = lock_data_dir(&config.data_dir)?;
+    let objects_dir = object_store_directory(config)?;
     let store = match &config.database_url {
         Some(url) => SqlStore::connect(url).await,
         None => SqlStore::open_sqlite_in(&config.data_dir).await,
     }
     .context("opening the metadata store")?;
-    let (root_key, origin) = keys::root_access_key(&config.data_dir)?;
-    let store_handle: Arc<SqlStore> = Arc::new(store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dataset_config = DatasetConfig {
         log_directory: config.data_dir.join("ingest-log"),
@@ -45,11 +66,75 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         DatasetStore::open_local(dataset_config, &objects_dir, tokio::runtime::Handle::current())
             .context("opening the data store")?,
     );
-    let service = Service::new(store_handle.clone() as Arc<dyn MetadataStore>, clock.clone())
-        .with_datasets(Arc::new(DatasetPortAdapter(datasets.clone())));
+    let artifacts = ArtifactStore::new(datasets.objects().clone());
+    let node_id = node_id(&config.data_dir)?;
+    Ok(Backends {
+        store: Arc::new(store),
+        datasets,
+        artifacts,
+        clock,
+        objects_dir,
+        node_id,
+        _data_dir_lock: data_dir_lock,
+    })
+}
+
+impl Backends {
+    fn service(&self) -> Service {
+        Service::new(self.store.clone() as Arc<dyn MetadataStore>, self.clock.clone())
+            .with_datasets(Arc::new(StorageAdapter {
+                datasets: self.datasets.clone(),
+                artifacts: self.artifacts.clone(),
+            }))
+            .with_queue(self.store.clone() as Arc<dyn TaskQueue>)
+    }
+
+    fn runner(&self, config: &ServeConfig) -> anyhow::Result<Runner> {
+        let mut runner_config = RunnerConfig::for_node(&self.node_id, self.clock.now_ms());
+        runner_config.concurrency = config.worker_concurrency;
+        runner_config.lease = Duration::from_secs(config.task_lease_seconds);
+        runner_config.heartbeat = Duration::from_millis(config.task_heartbeat_millis);
+        runner_config.poll = Duration::from_millis(config.task_poll_millis);
+        runner_config.deadline = Duration::from_secs(config.task_deadline_seconds);
+        runner_config.retry_delay = Duration::from_secs(config.task_retry_delay_seconds);
+        runner_config.keep_generations = config.keep_generations;
+        runner_config.scheduler_tick = Duration::from_secs(config.scheduler_tick_seconds);
+        runner_config.trainer_nice = config.trainer_nice;
+        runner_config.cron_offset =
+            trainyard_runner::parse_cron_offset(&config.cron_timezone).map_err(|reason| anyhow::anyhow!(reason))?;
+        Ok(Runner::new(
+            self.store.clone() as Arc<dyn TaskQueue>,
+            self.datasets.clone(),
+            self.artifacts.clone(),
+            self.clock.clone(),
+            runner_config,
+        ))
+    }
+}
+
+/// This node's id, created on first start.
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+    let generated = format!("node-{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, format!("{generated}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(generated)
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let backends = open_backends(&config).await?;
+    let (root_key, origin) = keys::root_access_key(&config.data_dir)?;
+    let service = backends.service();
     let state = AppState {
+        serving: Serving::new(service.clone(), backends.artifacts.clone()),
         service,
-        datasets: datasets.clone(),
+        datasets: backends.datasets.clone(),
         credentials: Arc::new(Credentials::new([root_key.clone()])),
         config: ApiConfig {
             max_body_bytes: config.max_body_bytes,
@@ -73,17 +158,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         )?;
     }
     writeln!(stdout, "metadata: {}", metadata_description(&config))?;
-    writeln!(stdout, "objects: {}", objects_dir.display())?;
+    writeln!(stdout, "objects: {}", backends.objects_dir.display())?;
+    writeln!(stdout, "node: {} ({} training worker(s))", backends.node_id, config.worker_concurrency)?;
     stdout.flush()?;
     drop(stdout);
 
     let shutdown = CancellationToken::new();
-    let janitor = tokio::spawn(forget_expired_nonces(store_handle.clone(), clock, shutdown.clone()));
+    let janitor = tokio::spawn(forget_expired_nonces(backends.store.clone(), backends.clock.clone(), shutdown.clone()));
     let compactor = tokio::spawn(compact_periodically(
-        datasets.clone(),
+        backends.datasets.clone(),
         Duration::from_secs(config.compaction_interval_seconds),
         shutdown.clone(),
     ));
+    let runner = start_runner(&backends, &config, &shutdown)?;
     let shutdown_for_signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -102,14 +189,60 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     janitor.abort();
+    stop_runner(runner, grace).await;
     // Let a compaction in progress finish: it is redone safely if cut short, but finishing it
     // leaves less to redo.
     if tokio::time::timeout(Duration::from_secs(30), compactor).await.is_err() {
         tracing::warn!("the compactor did not stop within 30 s");
     }
-    store_handle.close().await;
+    backends.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the task runner alone until a shutdown signal.
+pub async fn work(config: ServeConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(config.worker_concurrency >= 1, "a worker needs worker_concurrency (--workers) of at least 1");
+    let backends = open_backends(&config).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "trainyard worker {} ({} training worker(s))", backends.node_id, config.worker_concurrency)?;
+    writeln!(stdout, "metadata: {}", metadata_description(&config))?;
+    writeln!(stdout, "objects: {}", backends.objects_dir.display())?;
+    stdout.flush()?;
+    drop(stdout);
+    let shutdown = CancellationToken::new();
+    let runner = start_runner(&backends, &config, &shutdown)?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received: handing running tasks back");
+    shutdown.cancel();
+    stop_runner(runner, Duration::from_secs(config.shutdown_grace_seconds)).await;
+    backends.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn start_runner(
+    backends: &Backends,
+    config: &ServeConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if config.worker_concurrency == 0 {
+        tracing::info!("worker_concurrency is 0: this process trains nothing and runs no scheduler");
+        return Ok(None);
+    }
+    let runner = backends.runner(config)?;
+    Ok(Some(tokio::spawn(runner.run(shutdown.clone()))))
+}
+
+/// Waits for the runner to hand its running tasks back after `shutdown` was cancelled.
+async fn stop_runner(runner: Option<tokio::task::JoinHandle<()>>, grace: Duration) {
+    let Some(runner) = runner else { return };
+    if tokio::time::timeout(grace, runner).await.is_err() {
+        tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "the task runner did not stop in time; its tasks go back to pending when their leases expire"
+        );
+    }
 }
 
 async fn wait_for_signal() {

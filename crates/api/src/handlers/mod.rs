@@ -6,5 +6,6 @@ pub mod data;
 pub mod default_instance;
 pub mod instances;
 pub mod resources;
+pub mod serving;
 pub mod tasks;
 pub mod versions;

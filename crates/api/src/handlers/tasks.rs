@@ -1,4 +1,5 @@
-//! CreateFunctionTask, GetFunctionTask, ListFunctionTasks, DeleteFunctionTask.
+//! CreateFunctionTask, GetFunctionTask, ListFunctionTasks, DeleteFunctionTask, and Trainyard's
+//! CancelFunctionTask.
 
 use axum::extract::State;
 use trainyard_core::service::ListFunctionTasksRequest;
@@ -75,4 +76,21 @@ pub async fn delete_function_task(State(state): State<AppState>, call: Call) -> 
         )
         .await?;
     Ok(Reply::empty())
+}
+
+/// Trainyard's extension: stops a task. Answers the task as it is after the request (a running
+/// task still shows `running` until its worker stops it, within a few seconds).
+pub async fn cancel_function_task(State(state): State<AppState>, call: Call) -> Result<Reply, ApiError> {
+    call.expect_no_body()?;
+    let task = state
+        .service
+        .cancel_function_task(
+            &call.caller,
+            call.path("appGroupIdentity"),
+            call.path("functionName"),
+            call.path("instanceName"),
+            call.path("generation"),
+        )
+        .await?;
+    Ok(Reply::result(task_result(&task)))
 }

@@ -13,4 +13,5 @@ mod resources;
 mod restart;
 mod signatures;
 mod tasks;
+mod training;
 mod versions;

@@ -25,16 +25,37 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on a fresh data dir.
+    /// Starts a server on a fresh data dir. It trains nothing: tasks stay pending, so tests of
+    /// the metadata API see the states they create (training tests use [`TestServer::training`]).
     pub fn start() -> TestServer {
+        TestServer::start_fresh(&[])
+    }
+
+    /// Starts a server on a fresh data dir that runs training workers, with quick heartbeats
+    /// and scheduler ticks, plus extra environment variables.
+    pub fn training(environment: &[(&str, &str)]) -> TestServer {
+        let mut with_workers = vec![
+            ("TRAINYARD_WORKER_CONCURRENCY", "1"),
+            ("TRAINYARD_TASK_HEARTBEAT_MILLIS", "100"),
+            ("TRAINYARD_TASK_POLL_MILLIS", "50"),
+            ("TRAINYARD_TASK_LEASE_SECONDS", "5"),
+            ("TRAINYARD_TASK_RETRY_DELAY_SECONDS", "0"),
+            ("TRAINYARD_SCHEDULER_TICK_SECONDS", "1"),
+        ];
+        with_workers.extend_from_slice(environment);
+        TestServer::start_fresh(&with_workers)
+    }
+
+    fn start_fresh(environment: &[(&str, &str)]) -> TestServer {
         let temporary_dir = tempfile::tempdir().expect("temp dir");
         let data_dir = temporary_dir.path().join("data");
-        let mut server = TestServer::start_in(&data_dir, &[]);
+        let mut server = TestServer::start_in(&data_dir, environment);
         server._temporary_dir = Some(temporary_dir);
         server
     }
 
-    /// Starts a server on `data_dir` with extra environment variables.
+    /// Starts a server on `data_dir` with extra environment variables (without training
+    /// workers unless they set `TRAINYARD_WORKER_CONCURRENCY`).
     pub fn start_in(data_dir: &Path, environment: &[(&str, &str)]) -> TestServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_trainyard"));
         command
@@ -45,6 +66,7 @@ impl TestServer {
             .env("RUST_LOG", "warn")
             .env("TRAINYARD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("TRAINYARD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env("TRAINYARD_WORKER_CONCURRENCY", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in environment {
