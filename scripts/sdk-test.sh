@@ -11,6 +11,13 @@
 # stops the server and removes the data dir on exit, whatever happens. The exit status is
 # pytest's (non-zero on any failure), or non-zero when any step before it fails.
 #
+# The server trains tasks (the suite waits for some to end and serves their models). It runs
+# with TRAINYARD_WORKER_CONCURRENCY=1, so that a task queued behind others stays pending (the
+# suite relies on that to test pending tasks and cancellation), and with
+# TRAINYARD_TASK_HEARTBEAT_MILLIS=100 (default 1000), so that a running task's Progress is
+# written, and a cancellation seen, every 100 ms, and TRAINYARD_TASK_POLL_MILLIS=50 (default
+# 500), so that a new task is picked up quickly.
+#
 # Environment: PYTHON (default python3) creates the venv; TRAINYARD_BIN skips the build;
 # SDK_TEST_KEEP_DATA=1 keeps the data dir and server log for inspection; TRAINYARD_DATABASE_URL
 # (read by the server itself) puts its metadata in PostgreSQL instead of SQLite.
@@ -98,6 +105,9 @@ mkdir "$work_dir/data"
 TRAINYARD_ACCESS_KEY_ID="$ACCESS_KEY_ID" \
     TRAINYARD_ACCESS_KEY_SECRET="$ACCESS_KEY_SECRET" \
     TRAINYARD_SHUTDOWN_GRACE_SECONDS=2 \
+    TRAINYARD_WORKER_CONCURRENCY=1 \
+    TRAINYARD_TASK_HEARTBEAT_MILLIS=100 \
+    TRAINYARD_TASK_POLL_MILLIS=50 \
     "$binary" serve --listen 127.0.0.1:0 --data-dir "$work_dir/data" \
     >"$work_dir/server.out" 2>"$work_dir/server.log" &
 server_pid=$!

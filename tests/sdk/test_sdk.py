@@ -11,23 +11,39 @@ Covered: the 18 Function operations (instances, tasks, resources, versions, defa
 and the app-group operations CreateAppGroup, DescribeAppGroup, ListAppGroups, ModifyAppGroup,
 RemoveAppGroup, through the default ACS3-HMAC-SHA256 signer, the legacy v2 (HMAC-SHA1) signer
 and the aiohttp (`*_async`) transport, plus every error as the SDK exception it surfaces as.
+The routes the SDK has no method for (PushQueryLog, PushCollectionData, the v3 serving routes
+QueryHot / QueryHint / QueryPopularity, Trainyard's CancelFunctionTask) go through the SDK's
+generic `call_api`, signed the same way.
 
 Every name is unique per run, so the suite can run against a server that already has data.
-Training tasks stay pending (no task runner exists yet): the suite never waits for one to end.
+
+Training tasks really train: the server's task runner takes pending tasks oldest first, trains
+them (hot, hint and pop have trainers; other functions fail fast with "no trainer is built for
+function X yet") and ends them `success` or `failed`. Tests that look at a task's end poll
+GetFunctionTask until it is no longer `running`. The suite expects a server that trains at most
+one task at a time (scripts/sdk-test.sh starts one with TRAINYARD_WORKER_CONCURRENCY=1 and
+TRAINYARD_TASK_HEARTBEAT_MILLIS=100): to hold a task pending, a test keeps the runner busy with
+older "blocker" tasks, checks that they were indeed still unfinished, and cancels them.
 """
 
 import asyncio
 import itertools
+import json
+import math
 import os
+import re
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from alibabacloud_opensearch20171225 import models
 from alibabacloud_opensearch20171225.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
-from alibabacloud_tea_openapi.utils_models import Config
+from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
+from darabonba.runtime import RuntimeOptions
 
 # ---------------------------------------------------------------------------------------------
 # Set-up
@@ -344,6 +360,144 @@ def names_of(items):
 
 def pairs_of(parameters):
     return [(parameter.name, parameter.value) for parameter in parameters]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: tasks, and the routes the SDK has no method for (through its generic call_api)
+# ---------------------------------------------------------------------------------------------
+
+DAY = 86_400
+V3_REQUEST_ID = re.compile(r"[0-9]{24}")
+
+
+def wait_for_task(client, app, function, instance, generation, timeout=60.0):
+    """Polls GetFunctionTask through the SDK's typed method until the task is no longer
+    `running` (a pending task shows as running too); returns the last result and every
+    Progress read on the way."""
+    deadline = time.monotonic() + timeout
+    progress_seen = []
+    while True:
+        result = ok(client.get_function_task(app, function, instance, str(generation))).result
+        assert isinstance(result.progress, int) and 0 <= result.progress <= 100, result.to_map()
+        progress_seen.append(result.progress)
+        if result.status != "running":
+            return result, progress_seen
+        assert time.monotonic() < deadline, f"generation {generation} of {instance} did not end: {result.to_map()}"
+        time.sleep(0.02)
+
+
+def assert_never_decreases(values):
+    assert all(before <= after for before, after in zip(values, values[1:])), f"progress went back: {values}"
+
+
+def extend_info_of(text):
+    """The ExtendInfo of a finished task: a JSON string with metrics, dataReport and errors."""
+    assert isinstance(text, str), repr(text)
+    info = json.loads(text)
+    assert isinstance(info, dict), info
+    assert isinstance(info.get("metrics"), dict), info
+    assert isinstance(info.get("dataReport"), dict), info
+    assert isinstance(info.get("errors"), list), info
+    assert all(isinstance(error, str) for error in info["errors"]), info
+    return info
+
+
+def call_api(client, action, method, pathname, query=None, body=None):
+    """A signed request through the SDK's generic `call_api` (ROA style, JSON both ways), for the
+    routes the SDK has no method for; returns the parsed body. Errors raise ClientException as
+    for every other call."""
+    params = Params(
+        action=action, version="2017-12-25", protocol="HTTP", pathname=pathname, method=method,
+        auth_type="AK", style="ROA", req_body_type="json", body_type="json",
+    )
+    request = OpenApiRequest(
+        query=None if query is None else {key: str(value) for key, value in query.items()}, body=body
+    )
+    answer = client.call_api(params, request, RuntimeOptions())
+    assert answer["statusCode"] == 200, answer
+    return answer["body"]
+
+
+def add(fields):
+    return {"cmd": "ADD", "fields": fields}
+
+
+def push(client, action, pathname, records):
+    """Pushes records (at most 1000 a request) and checks the v3 envelope of each answer."""
+    answers = []
+    for start in range(0, len(records), 1000):
+        batch = records[start:start + 1000]
+        body = call_api(client, action, "POST", pathname, body=batch)
+        assert body["status"] == "OK" and body["result"] is True, body
+        assert V3_REQUEST_ID.fullmatch(body["request_id"]), body
+        answers.append(body)
+    return answers
+
+
+def push_query_log(client, app, records):
+    return push(client, "PushQueryLog", f"/v3/openapi/app-groups/{app}/query-logs/actions/bulk", records)
+
+
+def behavior_path(app):
+    return f"/v3/openapi/app-groups/{app}/data-collections/{app}/data-collection-type/BEHAVIOR/actions/bulk"
+
+
+def push_behavior(client, app, records):
+    return push(client, "PushCollectionData", behavior_path(app), records)
+
+
+SERVING_ROUTES = {"hot": "QueryHot", "hint": "QueryHint", "popularity": "QueryPopularity"}
+
+
+def serve(client, app, what, **query):
+    """A v3 serving query; checks the success envelope is exactly request_id, searchtime and
+    result, and returns the result list."""
+    body = call_api(client, SERVING_ROUTES[what], "GET", f"/v3/openapi/apps/{app}/actions/{what}", query=query)
+    assert sorted(body) == ["request_id", "result", "searchtime"], body
+    assert V3_REQUEST_ID.fullmatch(body["request_id"]), body
+    assert isinstance(body["searchtime"], (int, float)) and not isinstance(body["searchtime"], bool), body
+    assert body["searchtime"] >= 0, body
+    assert isinstance(body["result"], list), body
+    return body["result"]
+
+
+def expect_v3_error(number, http_status, call, /, *args, contains=(), **kwargs):
+    """Runs a call_api-based call that must fail with the v3 FAIL envelope: HTTP `http_status`,
+    one entry in `errors` with the numeric `code` `number`."""
+    with pytest.raises(ClientException) as caught:
+        call(*args, **kwargs)
+    error = caught.value
+    assert error.status_code == http_status, f"expected HTTP {http_status}, got {error.status_code}: {error.data}"
+    # The SDK adds `statusCode` to the body it read; the rest is the server's.
+    body = {key: value for key, value in error.data.items() if key != "statusCode"}
+    assert body.get("status") == "FAIL", body
+    assert V3_REQUEST_ID.fullmatch(body.get("request_id", "")), body
+    assert len(body.get("errors", [])) == 1, body
+    assert body["errors"][0]["code"] == number, body
+    message = body["errors"][0]["message"]
+    assert isinstance(message, str) and message, body
+    for text in (contains,) if isinstance(contains, str) else contains:
+        assert text in message, f"{text!r} not in {message!r}"
+    return body
+
+
+def cancel_task(client, app, function, instance, generation):
+    """Trainyard's CancelFunctionTask (POST .../tasks/{generation}/actions/cancel): answers the
+    task as it is after the request, in GetFunctionTask's envelope; returns its Result."""
+    body = call_api(
+        client, "CancelFunctionTask", "POST",
+        f"/v4/openapi/app-groups/{app}/functions/{function}/instances/{instance}/tasks/{generation}/actions/cancel",
+    )
+    assert body["Status"] == "OK" and body["HttpCode"] == 200, body
+    assert body["Code"] == "" and body["Message"] == "", body
+    assert isinstance(body["RequestId"], str) and len(body["RequestId"]) >= 16, body
+    assert isinstance(body["Latency"], int), body
+    return body["Result"]
+
+
+def task_map(client, app, function, instance, generation):
+    """GetFunctionTask's Result as the SDK's model maps it back (PascalCase keys)."""
+    return ok(client.get_function_task(app, function, instance, str(generation))).result.to_map()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -859,6 +1013,8 @@ def test_list_function_instances_paging_and_filters(client, app):
 
 
 def test_task_lifecycle(client, app):
+    """A task of a function without a trainer (ctr) ends `failed` within moments: its whole
+    life through the typed SDK. (A task held pending is in test_pending_task_and_cancellation.)"""
     name = unique("ctr")
     ok(create_instance(client, app, "ctr", name, "tf_checkpoint"))
     empty = ok(list_tasks(client, app, "ctr", name))
@@ -869,42 +1025,51 @@ def test_task_lifecycle(client, app):
     created = ok(client.create_function_task(app, "ctr", name))
     assert created.request_id
 
-    task = ok(client.get_function_task(app, "ctr", name, "1")).result
-    assert task.generation == "1"
-    assert task.function_name == "ctr"
-    assert task.status == "running"  # pending shows as running, 0 %
-    assert task.progress == 0
-    assert task.end_time == 0
-    assert_recent_ms(task.start_time, started)
-    assert isinstance(task.run_id, str) and task.run_id.startswith("api__"), task.run_id
-    assert isinstance(task.extend_info, str)
+    first = ok(client.get_function_task(app, "ctr", name, "1")).result
+    assert first.generation == "1"
+    assert first.function_name == "ctr"
+    assert_recent_ms(first.start_time, started)
+    assert isinstance(first.run_id, str) and first.run_id.startswith("api__"), first.run_id
+    assert isinstance(first.extend_info, str)
+    # Pending or taken by the runner (both show as running), or already over.
+    assert first.status in ("running", "failed"), first.to_map()
+    if first.status == "running":
+        assert first.end_time == 0
+
+    task, progress_seen = wait_for_task(client, app, "ctr", name, 1)
+    assert task.status == "failed", task.to_map()
+    assert_never_decreases(progress_seen)
+    assert task.progress < 100
+    assert (task.generation, task.function_name, task.run_id) == ("1", "ctr", first.run_id)
+    # A pending task shows its creation time; once a worker takes it, the time it started.
+    assert task.start_time >= first.start_time
+    assert task.end_time >= task.start_time
+    assert_recent_ms(task.end_time, started)
+    info = extend_info_of(task.extend_info)
+    assert "no trainer is built for function ctr yet" in info["errors"], info
+    assert info["failure"]["reason"] == "TrainerError", info
 
     instance = ok(get_instance(client, app, "ctr", name, output="detail")).result
-    assert instance.task.dag_status == "pending"
+    assert instance.task.dag_status == "failed"
     assert instance.task.last_run_time == task.start_time
-    assert instance.status == "unavailable"
+    assert instance.status == "unavailable"  # a failed task serves nothing
 
     listed = ok(list_tasks(client, app, "ctr", name))
     assert listed.total_count == 1
     assert [t.generation for t in listed.result] == ["1"]
     assert listed.result[0].to_map() == task.to_map()
-    assert ok(list_tasks(client, app, "ctr", name, status="running")).total_count == 1
+    assert ok(list_tasks(client, app, "ctr", name, status="running")).total_count == 0
     assert ok(list_tasks(client, app, "ctr", name, status="success")).total_count == 0
-    assert ok(list_tasks(client, app, "ctr", name, status="failed")).total_count == 0
+    assert ok(list_tasks(client, app, "ctr", name, status="failed")).total_count == 1
     # startTime: tasks started later than it; milliseconds or (as upstream's examples) seconds.
     assert ok(list_tasks(client, app, "ctr", name, start_time=started - 60_000)).total_count == 1
     assert ok(list_tasks(client, app, "ctr", name, start_time=(started - 60_000) // 1000)).total_count == 1
     assert ok(list_tasks(client, app, "ctr", name, start_time=now_ms() + 3_600_000)).total_count == 0
-    # endTime: tasks that ended before it; a pending task has not ended.
-    assert ok(list_tasks(client, app, "ctr", name, end_time=now_ms() + 3_600_000)).total_count == 0
+    # endTime: tasks that ended before it.
+    assert ok(list_tasks(client, app, "ctr", name, end_time=now_ms() + 3_600_000)).total_count == 1
+    assert ok(list_tasks(client, app, "ctr", name, end_time=task.start_time - 60_000)).total_count == 0
     beyond = ok(list_tasks(client, app, "ctr", name, page_number=2, page_size=1))
     assert beyond.total_count == 1 and beyond.result == []
-
-    expect_error("Task.IsRunning", 409, client.create_function_task, app, "ctr", name, contains="generation 1")
-    expect_error("Task.UnableDelete", 409, client.delete_function_task, app, "ctr", name, "1")
-    assert ok(client.get_function_task(app, "ctr", name, "1")).result.generation == "1"  # still there
-    # An instance whose task is pending cannot be deleted either.
-    expect_error("Task.IsRunning", 409, client.delete_function_instance, app, "ctr", name)
 
     expect_error("Task.NotExist", 404, client.get_function_task, app, "ctr", name, "2", contains="2")
     expect_error("Task.NotExist", 404, client.delete_function_task, app, "ctr", name, "2")
@@ -913,6 +1078,15 @@ def test_task_lifecycle(client, app):
     expect_error("InvalidParameter", 400, list_tasks, client, app, "ctr", name, status="done", contains="status")
     expect_error("InvalidParameter", 400, list_tasks, client, app, "ctr", name, page_size=101, contains="pageSize")
     expect_error("InvalidParameter", 400, list_tasks, client, app, "ctr", name, start_time=-1, contains="startTime")
+
+    # A failed generation can be deleted (test_legacy_v2_signature shows that a finished task
+    # lets the next one start); with no task pending or running, so can the instance.
+    ok(client.delete_function_task(app, "ctr", name, "1"))
+    expect_error("Task.NotExist", 404, client.get_function_task, app, "ctr", name, "1")
+    assert ok(list_tasks(client, app, "ctr", name)).total_count == 0
+    assert ok(get_instance(client, app, "ctr", name, output="detail")).result.task.dag_status == "untrained"
+    ok(client.delete_function_instance(app, "ctr", name))
+    expect_error("Instance.NotExist", 404, list_tasks, client, app, "ctr", name)
 
     # Generations count per instance.
     other = unique("pop")
@@ -927,6 +1101,534 @@ def test_task_lifecycle(client, app):
     expect_error("Instance.NotExist", 404, list_tasks, client, app, "ctr", missing)
     expect_error("Instance.NotExist", 404, client.delete_function_task, app, "ctr", missing, "1")
     expect_error("App.NotFound", 404, client.create_function_task, unique("noapp"), "ctr", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and serving, end to end: data pushed, tasks trained, models served
+# ---------------------------------------------------------------------------------------------
+
+# The counting rules of hot and hint (crates/train/src/searches.rs, docs/training.md), computed
+# again here, independently of the server: a search counts when it is raw_query, returned
+# results (hits > 0) and falls in the window; its query is normalised (trim, collapsed spaces,
+# ASCII lower case); a query counts once per session of its user (that user's counted searches,
+# of any query, less than 30 minutes apart); without a user_id the search's rn is the visitor
+# (repeats of one (rn, query) count once).
+SESSION_GAP_SECONDS = 30 * 60
+
+
+def normalize_query(text):
+    collapsed = " ".join(text.split())
+    return "".join(character.lower() if "A" <= character <= "Z" else character for character in collapsed)
+
+
+def count_searches(fields_list, start, end):
+    """Session counts (pv) per normalised query over [start, end); also the searches counted
+    (before sessions) and the distinct users among them."""
+    pv = {}
+    searches_by_user = {}
+    seen_requests = set()
+    counted = 0
+    for fields in fields_list:
+        query = normalize_query(fields["query"])
+        if not (start <= fields["timestamp"] < end) or not fields["raw_query"] or fields["hits"] <= 0 or not query:
+            continue
+        counted += 1
+        if fields.get("user_id"):
+            searches_by_user.setdefault(fields["user_id"], []).append((fields["timestamp"], query))
+        elif fields.get("rn"):
+            if (fields["rn"], query) not in seen_requests:
+                seen_requests.add((fields["rn"], query))
+                pv[query] = pv.get(query, 0) + 1
+        else:
+            pv[query] = pv.get(query, 0) + 1
+    for searches in searches_by_user.values():
+        searches.sort()
+        sessions, last_time = [], None
+        for time_, query in searches:
+            if last_time is None or time_ - last_time >= SESSION_GAP_SECONDS:
+                sessions.append(set())
+            sessions[-1].add(query)
+            last_time = time_
+        for session in sessions:
+            for query in session:
+                pv[query] = pv.get(query, 0) + 1
+    return pv, counted, len(searches_by_user)
+
+
+def ranked(pv, top_n):
+    return sorted(pv.items(), key=lambda item: (-item[1], item[0]))[:top_n]
+
+
+def expected_hot(fields_list, now, window_days=14, top_n=100):
+    """[(query, pv, tags)] as hot ranks them: pv descending, then query; tags 0 new (not in the
+    previous window's top list), 2 surging ((pv + 1) / (previous pv + 1) >= 2), else 1 hot."""
+    current, _, _ = count_searches(fields_list, now - window_days * DAY, now + 1)
+    previous, _, _ = count_searches(fields_list, now - 2 * window_days * DAY, now - window_days * DAY)
+    previous_top = dict(ranked(previous, top_n))
+
+    def tag(query, pv):
+        if query not in previous_top:
+            return 0
+        return 2 if (pv + 1) / (previous_top[query] + 1) >= 2 else 1
+
+    return [(query, pv, tag(query, pv)) for query, pv in ranked(current, top_n)]
+
+
+def expected_popularity(events, now, window_days=30, half_life_days=7.0, weights=(("click", 1.0),)):
+    """pop's scores (crates/train/src/pop.rs), for data with fewer than 20 exposed items (one
+    volume band, so the prior is the global fit): per item A = decayed weighted actions,
+    E = decayed exposures (an event `age` old counts w = 2^(-age / half_life)), and its effective
+    exposures n = (sum w)^2 / sum w^2 (within [1, number of exposures]); rates p = min(A, E) / E;
+    prior mean m = sum n p / sum n; strength k = 1/rho - 1 with
+    rho = (sum n (p - m)^2 - sum m (1 - m)) / sum m (1 - m) (n - 1), kept within [1, 10000]
+    (10000 when rho <= 0; 10 with fewer than 2 exposed items); score = (A + m k) / (E + k)."""
+    weights = dict(weights)
+    greatest = max(weights.values())
+    half_life = half_life_days * DAY
+    totals = {}
+    for event in events:
+        time_, kind = event["bhv_time"], event["bhv_type"]
+        if not (now - window_days * DAY <= time_ <= now) or (kind != "expose" and kind not in weights):
+            continue
+        decay = 2.0 ** (-max(now - time_, 0) / half_life)
+        actions, exposures, squares, count = totals.get(event["item_id"], (0.0, 0.0, 0.0, 0))
+        if kind == "expose":
+            exposures, squares, count = exposures + decay, squares + decay * decay, count + 1
+        else:
+            actions += weights[kind] / greatest * decay
+        totals[event["item_id"]] = (actions, exposures, squares, count)
+
+    observed = []
+    for actions, exposures, squares, count in totals.values():
+        if exposures > 0 and count > 0:
+            effective = min(max(exposures * exposures / squares, 1.0), float(count))
+            observed.append((min(actions, exposures) / exposures, effective))
+    total_effective = sum(n for _, n in observed)
+    mean = min(max(sum(n * p for p, n in observed) / total_effective, 1e-6), 1 - 1e-6)
+    strength = 10.0
+    information = sum(mean * (1 - mean) * (n - 1) for _, n in observed)
+    if len(observed) >= 2 and information > 1e-12:
+        squares_sum = sum(n * (p - mean) ** 2 for p, n in observed)
+        rho = (squares_sum - len(observed) * mean * (1 - mean)) / information
+        strength = 10_000.0 if rho <= 0 else min(max(1 / rho - 1, 1.0), 10_000.0)
+    scores = {
+        item: 0.0 if a <= 0 and e <= 0 else min(max((a + mean * strength) / (e + strength), 0.0), 1.0)
+        for item, (a, e, _, _) in totals.items()
+    }
+    return scores, mean, strength, {item: (a, e) for item, (a, e, _, _) in totals.items()}
+
+
+def shop_searches(now):
+    """A hand-made query log: what hot and hint must count, and what they must not."""
+    def search(query, seconds_ago, user=None, hits=5, raw_query=True, rn=None):
+        fields = {"query": query, "raw_query": raw_query, "hits": hits, "timestamp": now - seconds_ago}
+        if user is not None:
+            fields["user_id"] = user
+        fields["rn"] = rn if rn is not None else f"rn-{user}-{seconds_ago}"
+        return fields
+
+    return [
+        # red shoes: 4 sessions (u1 twice 5 minutes apart is one session; spellings normalise).
+        search("red shoes", 3 * DAY, "u1", hits=12),
+        search("Red  Shoes", 3 * DAY - 300, "u1", hits=12),
+        search("red shoes", 3 * DAY, "u2"),
+        search("red shoes", 2 * DAY, "u3"),
+        search("  RED shoes ", DAY + 600, "u4"),
+        # blue hat: 3 sessions; u6's search found nothing and does not count.
+        search("blue hat", 2 * DAY - 3600, "u1"),
+        search("blue hat", 2 * DAY - 3600, "u2"),
+        search("blue hat", 4 * DAY, "u5"),
+        search("blue hat", 2 * DAY, "u6", hits=0),
+        # green scarf: one user, two searches 2 hours apart: two sessions.
+        search("green scarf", 5 * DAY, "u4"),
+        search("green scarf", 5 * DAY - 7200, "u4"),
+        # u7 searches wool socks, rain boots 20 minutes later, wool socks again 20 minutes after
+        # that: one session (the gaps are under 30 minutes), so wool socks counts once for u7.
+        search("wool socks", 6 * DAY, "u7"),
+        search("rain boots", 6 * DAY - 1200, "u7"),
+        search("wool socks", 6 * DAY - 2400, "u7"),
+        search("wool socks", 7 * DAY, "u8"),
+        # Without a user: the request id is the visitor; a repeated request counts once.
+        search("rain boots", DAY + 3600, rn="req-a"),
+        search("Rain Boots", DAY + 3600, rn="req-a"),
+        search("rain boots", DAY + 7200, rn="req-b"),
+        # Not typed by the user: never counted.
+        search("sponsored", DAY, "u9", hits=9, raw_query=False),
+        search("sponsored", DAY, "u10", hits=9, raw_query=False),
+        search("sponsored", 2 * DAY, "u11", hits=9, raw_query=False),
+        # Older than 14 days: the previous window only (it decides the tags, never the list).
+        search("red shoes", 18 * DAY, "p1"),
+        search("blue hat", 20 * DAY, "p1"),
+        search("blue hat", 20 * DAY, "p2"),
+        search("blue hat", 19 * DAY, "p3"),
+        search("old fashion", 20 * DAY, "p1"),
+        search("old fashion", 20 * DAY, "p2"),
+        search("old fashion", 21 * DAY, "p4"),
+        search("old fashion", 21 * DAY, "p5"),
+    ]
+
+
+# The lists the data above must give, worked out by hand: red shoes 4 sessions (1 in the previous
+# window: (4 + 1) / (1 + 1) >= 2, surging), blue hat 3 (3 before: hot), rain boots 3 (u7, req-a,
+# req-b: new), green scarf 2 and wool socks 2 (ties by text: new).
+HAND_HOT = [("red shoes", 4, 2), ("blue hat", 3, 1), ("rain boots", 3, 0), ("green scarf", 2, 0), ("wool socks", 2, 0)]
+
+
+def shop_behavior(now):
+    """i1 is clicked on 6 of its 10 exposures, i2 on 1 of 10, i3 is exposed twice and never
+    clicked; a click older than the 30-day window and a behavior type pop does not weigh
+    (cart) must not count."""
+    events = []
+
+    def event(user, item, kind, seconds_ago, rn):
+        events.append({
+            "user_id": user, "biz_id": 1, "trace_id": "Alibaba", "rn": rn, "bhv_type": kind,
+            "bhv_time": now - seconds_ago, "item_id": item, "item_type": "goods",
+        })
+
+    for index in range(10):
+        user, seconds_ago = f"b{index}", DAY + index * DAY // 2
+        event(user, "i1", "expose", seconds_ago, f"rn-i1-{index}")
+        event(user, "i2", "expose", seconds_ago, f"rn-i2-{index}")
+        if index < 6:
+            event(user, "i1", "click", seconds_ago - 10, f"rn-i1-{index}")
+        if index == 0:
+            event(user, "i2", "click", seconds_ago - 10, f"rn-i2-{index}")
+        if index < 2:
+            event(user, "i3", "expose", seconds_ago, f"rn-i3-{index}")
+    for index in range(5):
+        event(f"old{index}", "i2", "click", 40 * DAY, f"rn-old-{index}")
+        event(f"cart{index}", "i3", "cart", 2 * DAY, f"rn-cart-{index}")
+    return events
+
+
+def test_training_and_serving_end_to_end(client, app):
+    data_start = int(time.time())
+    searches = shop_searches(data_start)
+    events = shop_behavior(data_start)
+
+    # The list worked out by hand and the independent computation of the counting rules agree.
+    assert expected_hot(searches, data_start) == HAND_HOT
+
+    # Data in, through call_api. A record the server refuses is listed by index, the rest kept.
+    refused = {"query": "bad hits", "raw_query": True, "hits": -1, "timestamp": data_start - DAY, "user_id": "u1"}
+    records = [add(fields) for fields in searches]
+    records.insert(3, add(refused))
+    (answer,) = push_query_log(client, app, records)
+    assert answer["accepted"] == len(searches) and answer["rejected"] == 1, answer
+    assert [(error["code"], error["index"]) for error in answer["errors"]] == [(4009, 3)], answer
+    assert "hits" in answer["errors"][0]["message"], answer
+    (answer,) = push_behavior(client, app, [add(fields) for fields in events])
+    assert (answer["accepted"], answer["rejected"], answer["errors"]) == (len(events), 0, []), answer
+    # A push of nothing acceptable is refused as a whole.
+    body = expect_v3_error(
+        4009, 400, call_api, client, "PushQueryLog", "POST", f"/v3/openapi/app-groups/{app}/query-logs/actions/bulk",
+        body=[add(refused)], contains="hits",
+    )
+    assert body["result"] is False and body["errors"][0]["index"] == 0, body
+    expect_v3_error(
+        2001, 404, call_api, client, "PushQueryLog", "POST",
+        f"/v3/openapi/app-groups/{unique('noapp')}/query-logs/actions/bulk", body=[add(searches[0])],
+    )
+
+    hot, hint, pop = unique("hot"), unique("hint"), unique("pop")
+    ok(create_instance(client, app, "hot", hot, "offline_inference"))
+    ok(create_instance(client, app, "hint", hint, "offline_inference"))
+    ok(create_instance(client, app, "pop", pop, "pop", usage=[("default_score", "0.05")]))
+
+    # Nothing is served before a default instance exists, nor before it is trained.
+    expect_v3_error(3012, 404, serve, client, app, "hot", contains="default")
+    for function, instance in (("hot", hot), ("hint", hint), ("pop", pop)):
+        ok(set_default(client, app, function, instance))
+    expect_v3_error(3012, 404, serve, client, app, "hot", contains="no trained model")
+    expect_v3_error(3012, 404, serve, client, app, "hint")
+    expect_v3_error(3012, 404, serve, client, app, "popularity", item_ids="i1")
+    expect_v3_error(2001, 404, serve, client, unique("noapp"), "hot")
+
+    # Train all three; the runner takes them oldest first.
+    before_tasks = now_ms()
+    for function, instance in (("hot", hot), ("hint", hint), ("pop", pop)):
+        ok(client.create_function_task(app, function, instance))
+    infos = {}
+    for function, instance in (("hot", hot), ("hint", hint), ("pop", pop)):
+        task, progress_seen = wait_for_task(client, app, function, instance, 1)
+        assert task.status == "success", (function, task.to_map())
+        assert task.progress == 100 and progress_seen[-1] == 100, (function, progress_seen)
+        assert_never_decreases(progress_seen)
+        assert (task.generation, task.function_name) == ("1", function)
+        assert task.start_time >= before_tasks - 1000 and task.end_time >= task.start_time, task.to_map()
+        info = extend_info_of(task.extend_info)
+        assert "failure" not in info, info
+        infos[function] = info
+
+        detail = ok(get_instance(client, app, function, instance, output="detail")).result
+        assert detail.status == "available", (function, detail.to_map())
+        assert detail.task.dag_status == "success"
+        assert detail.task.last_run_time == task.start_time
+        assert detail.extend_info == task.extend_info  # the served generation's
+
+        listed = ok(list_tasks(client, app, function, instance))
+        assert listed.total_count == 1 and [t.to_map() for t in listed.result] == [task.to_map()]
+        assert ok(list_tasks(client, app, function, instance, status="success")).total_count == 1
+        assert ok(list_tasks(client, app, function, instance, status="running")).total_count == 0
+    after_tasks = int(time.time()) + 1
+
+    # The trainers' windows end at the task start: between the data and now.
+    for function, days in (("hot", 14), ("hint", 14), ("pop", 30)):
+        window = infos[function]["dataReport"]["window"]
+        assert data_start <= window["end"] - 1 <= after_tasks, (function, window)
+        assert window["start"] == window["end"] - 1 - days * DAY, (function, window)
+
+    # hot: what the data report says it read, each figure counted here too.
+    trained_at = infos["hot"]["dataReport"]["window"]["end"] - 1
+    assert expected_hot(searches, trained_at) == HAND_HOT
+    current = [f for f in searches if trained_at - 14 * DAY <= f["timestamp"] <= trained_at]
+    pv, counted, users = count_searches(searches, trained_at - 14 * DAY, trained_at + 1)
+    _, previous_counted, _ = count_searches(searches, trained_at - 28 * DAY, trained_at - 14 * DAY)
+    report = infos["hot"]["dataReport"]
+    assert report["query_log"]["searches_in_window"] == len(current) == 21, report
+    assert report["query_log"]["not_raw_query"] == 3, report
+    assert report["query_log"]["without_results"] == 1, report
+    assert report["query_log"]["searches_counted"] == counted == 17, report
+    assert report["sessions_counted"] == sum(pv.values()) == 14, report
+    assert report["distinct_queries"] == len(pv) == 5, report
+    assert report["users"] == users == 7, report
+    assert report["entries"] == 5, report
+    assert report["previous_window_searches_counted"] == previous_counted == 8, report
+    metrics = infos["hot"]["metrics"]
+    assert (metrics["entries_new"], metrics["entries_hot"], metrics["entries_surging"]) == (3, 1, 1), metrics
+
+    # hot served: the exact list, in the model's order, 10 by default.
+    served = serve(client, app, "hot")
+    assert all(sorted(item) == ["hot", "pv", "tags"] for item in served), served
+    assert [(item["hot"], item["pv"], item["tags"]) for item in served] == HAND_HOT
+    assert serve(client, app, "hot", hit=2) == served[:2]
+    assert serve(client, app, "hot", sort_type="pv", user_id="u1") == served  # ties keep the model's order
+    assert serve(client, app, "hot", model_name=hot, hit=30) == served
+    expect_v3_error(4007, 400, serve, client, app, "hot", hit=31, contains="hit")
+    expect_v3_error(4007, 400, serve, client, app, "hot", hit=0, contains="hit")
+    expect_v3_error(4007, 400, serve, client, app, "hot", hit="ten", contains="hit")
+    expect_v3_error(4007, 400, serve, client, app, "hot", sort_type="uv", contains="sort_type")
+    expect_v3_error(3012, 404, serve, client, app, "hot", model_name=unique("gone"))
+
+    # hint: the same counting (no tags); 3 by default, at most 10 (not personalized).
+    served_hints = serve(client, app, "hint")
+    assert all(sorted(item) == ["hint", "pv"] for item in served_hints), served_hints
+    hand_hints = [(query, pv) for query, pv, _ in HAND_HOT]
+    assert [(item["hint"], item["pv"]) for item in served_hints] == hand_hints[:3]
+    assert [(item["hint"], item["pv"]) for item in serve(client, app, "hint", hit=10)] == hand_hints
+    assert [(item["hint"], item["pv"]) for item in serve(client, app, "hint", hit=1, model_name=hint)] == hand_hints[:1]
+    expect_v3_error(4007, 400, serve, client, app, "hint", hit=11, contains="(0, 10]")
+
+    # pop: smoothed, decayed clicks per exposure, as computed here from the same events.
+    pop_report = infos["pop"]["dataReport"]
+    assert pop_report["events_by_type"] == {"cart": 5, "click": 7, "expose": 22}, pop_report
+    assert (pop_report["actions"], pop_report["exposures"], pop_report["items"]) == (7, 22, 3), pop_report
+    trained_at = pop_report["window"]["end"] - 1
+    scores, prior_mean, strength, totals = expected_popularity(events, trained_at)
+    prior = infos["pop"]["metrics"]["model"]["prior"]
+    assert infos["pop"]["metrics"]["model"]["mode"] == "smoothed_rate", infos["pop"]["metrics"]
+    assert math.isclose(prior["mean"], prior_mean, rel_tol=1e-9), (prior, prior_mean, strength)
+    assert math.isclose(prior["strength"], strength, rel_tol=1e-9), (prior, prior_mean, strength)
+    assert len(prior["bands"]) == 1, prior
+    served_scores = serve(client, app, "popularity", item_ids="i1,i2,i3,unseen")
+    assert all(sorted(item) == ["item_id", "score"] for item in served_scores), served_scores
+    assert [item["item_id"] for item in served_scores] == ["i1", "i2", "i3", "unseen"]  # the order asked
+    got = {item["item_id"]: item["score"] for item in served_scores}
+    for item in ("i1", "i2", "i3"):
+        assert math.isclose(got[item], scores[item], rel_tol=1e-9, abs_tol=1e-12), (item, got, scores)
+    assert got["unseen"] == 0.05  # the instance's default_score
+    # By hand: each score lies between the item's own decayed rate and the prior mean, so the
+    # proven item ranks first and the never-clicked item with 2 exposures sits above the one
+    # clicked once in 10 (it has too little evidence to be far from the mean).
+    assert 0.1 < prior_mean < 0.6, prior_mean
+    for item, (actions, exposures) in totals.items():
+        low, high = sorted((actions / exposures, prior_mean))
+        assert low < got[item] < high, (item, got[item], low, high)
+    assert got["i1"] > got["i3"] > got["i2"], got
+    assert serve(client, app, "popularity", item_ids="i2", model_name=pop) == [{"item_id": "i2", "score": got["i2"]}]
+    expect_v3_error(4007, 400, serve, client, app, "popularity", contains="item_ids")
+    expect_v3_error(4007, 400, serve, client, app, "popularity", item_ids="i1,,i2", contains="item_ids")
+    expect_v3_error(4007, 400, serve, client, app, "popularity", item_ids=",".join(["i"] * 1001), contains="1000")
+
+
+# Blockers: pop tasks over enough behavior data to keep the runner busy a while: a debug build
+# trains one in about 0.2 s, a release build in about 35 ms. They cost little more than their
+# requests, as the test cancels them rather than wait for them.
+BLOCKER_EVENTS = 8_000
+BLOCKERS = 10
+
+
+def busy_behavior(now, count):
+    """`count` behavior events over the last 20 days: exposures, a quarter of them clicked."""
+    events = []
+    for index in range(count):
+        rn = f"rn-busy-{index // 4}"
+        kind = "click" if index % 4 == 0 else "expose"
+        events.append(add({
+            "user_id": f"user{index % 997}", "biz_id": 1, "trace_id": "Alibaba", "rn": rn, "bhv_type": kind,
+            "bhv_time": now - 60 - (index * 7919) % (20 * DAY), "item_id": f"item{(index * 13) % 1500}",
+            "item_type": "goods",
+        }))
+    return events
+
+
+def push_in_parallel(app, records, threads=4):
+    """Pushes behavior records through several SDK clients at once (one client per thread)."""
+    batches = [records[start:start + 1000] for start in range(0, len(records), 1000)]
+    local = threading.local()
+
+    def push_one(batch):
+        if not hasattr(local, "client"):
+            local.client = make_client()
+        body = call_api(local.client, "PushCollectionData", "POST", behavior_path(app), body=batch)
+        assert body["status"] == "OK" and body["accepted"] == len(batch), body
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(push_one, batches))
+
+
+def dag_status(client, app, function, instance):
+    return ok(get_instance(client, app, function, instance, output="detail")).result.task.dag_status
+
+
+def assert_cancelled(task_map_, before_start):
+    assert task_map_["Status"] == "failed", task_map_
+    info = extend_info_of(task_map_["ExtendInfo"])
+    assert info["failure"] == {"reason": "Cancelled"}, info
+    assert any("cancelled" in error for error in info["errors"]), info
+    if before_start:
+        assert info["errors"] == ["cancelled by the user before it started"], info
+        assert task_map_["Progress"] == 0, task_map_
+    assert task_map_["EndTime"] >= task_map_["StartTime"] > 0, task_map_
+
+
+def cancel_and_settle(client, app, function, instance, generation):
+    """Cancels a task and checks the documented outcome of the state the answer shows: a pending
+    task fails at once; a running one is flagged and its worker stops it within seconds; a
+    finished one is answered unchanged. Returns which of "pending", "running", "finished"."""
+    asked = time.monotonic()
+    answer = cancel_task(client, app, function, instance, generation)
+    if answer["Status"] == "running":
+        task, progress_seen = wait_for_task(client, app, function, instance, generation, timeout=30)
+        assert time.monotonic() - asked < 10, "a running task is stopped within seconds"
+        assert_never_decreases([answer["Progress"]] + progress_seen)
+        assert_cancelled(task.to_map(), before_start=False)
+        assert task.progress < 100
+        return "running"
+    if answer["Status"] == "failed" and "before it started" in answer["ExtendInfo"]:
+        assert_cancelled(answer, before_start=True)
+        assert task_map(client, app, function, instance, generation) == answer
+        return "pending"
+    assert answer["Status"] in ("success", "failed"), answer
+    assert task_map(client, app, function, instance, generation) == answer
+    return "finished"
+
+
+def test_pending_task_and_cancellation(client, client_v2, app):
+    """While the runner is busy with older tasks a new task stays pending: it shows as running at
+    0 %, holds its instance (Task.IsRunning, Task.UnableDelete), and CancelFunctionTask (through
+    call_api) fails it at once; cancelling it again answers the same finished task. A running
+    task is stopped by its worker within seconds."""
+    push_in_parallel(app, busy_behavior(int(time.time()), BLOCKER_EVENTS))
+    blockers = [unique("block") for _ in range(BLOCKERS)]
+    for name in blockers:
+        ok(create_instance(client, app, "pop", name, "pop"))
+    for name in blockers:  # the runner takes the oldest pending task first
+        ok(client.create_function_task(app, "pop", name))
+
+    target = unique("hot")
+    ok(create_instance(client, app, "hot", target, "offline_inference"))
+    started = now_ms()
+    try:
+        ok(client.create_function_task(app, "hot", target))
+        task = ok(client.get_function_task(app, "hot", target, "1")).result
+        assert (task.status, task.progress, task.end_time) == ("running", 0, 0), task.to_map()  # pending
+        assert_recent_ms(task.start_time, started)
+        assert isinstance(task.run_id, str) and task.run_id.startswith("api__"), task.run_id
+        instance = ok(get_instance(client, app, "hot", target, output="detail")).result
+        assert instance.task.dag_status == "pending"
+        assert instance.task.last_run_time == task.start_time
+        assert instance.status == "unavailable"
+        assert ok(list_tasks(client, app, "hot", target, status="running")).total_count == 1
+        assert ok(list_tasks(client, app, "hot", target, status="success")).total_count == 0
+        assert ok(list_tasks(client, app, "hot", target, status="failed")).total_count == 0
+        # endTime: tasks that ended before it; a pending task has not ended.
+        assert ok(list_tasks(client, app, "hot", target, end_time=now_ms() + 3_600_000)).total_count == 0
+
+        # A pending task holds its instance.
+        expect_error("Task.IsRunning", 409, client.create_function_task, app, "hot", target, contains="generation 1")
+        expect_error("Task.UnableDelete", 409, client.delete_function_task, app, "hot", target, "1")
+        expect_error("Task.IsRunning", 409, client.delete_function_instance, app, "hot", target)
+        # The same through the legacy v2 signer and the aiohttp transport.
+        expect_error("Task.IsRunning", 409, client_v2.create_function_task, app, "hot", target)
+        expect_error("Task.UnableDelete", 409, client_v2.delete_function_task, app, "hot", target, "1")
+
+        async def refused_async():
+            await expect_error_async("Task.IsRunning", 409, client.create_function_task_async(app, "hot", target))
+            await expect_error_async("Task.UnableDelete", 409, client.delete_function_task_async(app, "hot", target, "1"))
+
+        asyncio.run(refused_async())
+        assert ok(client.get_function_task(app, "hot", target, "1")).result.generation == "1"  # still there
+
+        # Cancelled while pending: failed at once.
+        cancelled = cancel_task(client, app, "hot", target, 1)
+        assert_cancelled(cancelled, before_start=True)
+        assert (cancelled["Generation"], cancelled["FunctionName"]) == ("1", "hot")
+        assert (cancelled["StartTime"], cancelled["RunId"]) == (task.start_time, task.run_id)
+        assert_recent_ms(cancelled["EndTime"], started)
+        typed = ok(client.get_function_task(app, "hot", target, "1")).result
+        assert (typed.status, typed.progress, typed.extend_info) == ("failed", 0, cancelled["ExtendInfo"])
+        assert typed.to_map() == cancelled
+        # Again: the finished task, unchanged.
+        assert cancel_task(client, app, "hot", target, 1) == cancelled
+        assert ok(list_tasks(client, app, "hot", target, status="failed")).total_count == 1
+        assert dag_status(client, app, "hot", target) == "failed"
+
+        # The instance is free again; the next task is generation 2, cancelled as well.
+        ok(client.create_function_task(app, "hot", target))
+        second = cancel_task(client, app, "hot", target, 2)
+        assert_cancelled(second, before_start=True)
+        assert second["Generation"] == "2"
+        expect_error("Task.NotExist", 404, cancel_task, client, app, "hot", target, 3)
+        expect_error("Instance.NotExist", 404, cancel_task, client, app, "hot", unique("gone"), 1)
+        expect_error("App.NotFound", 404, cancel_task, client, unique("noapp"), "hot", target, 1)
+        expect_error("InvalidParameter", 400, cancel_task, client, app, "hot", target, "01", contains="generation")
+    except (AssertionError, ClientException) as error:
+        statuses = {name: dag_status(client, app, "pop", name) for name in blockers}
+        if not any(status in ("pending", "running") for status in statuses.values()):
+            raise AssertionError(
+                f"the premise did not hold: the runner had ended every blocker ({statuses}), so the "
+                f"task may not have stayed pending; raise BLOCKER_EVENTS for a faster server ({error})"
+            ) from error
+        raise AssertionError(f"{error} (blockers: {statuses})") from error
+    # The blockers were busy until now (the runner never held the target).
+    statuses = [dag_status(client, app, "pop", name) for name in blockers]
+    assert any(status in ("pending", "running") for status in statuses), (
+        f"the premise did not hold: every blocker ended ({statuses}); raise BLOCKER_EVENTS"
+    )
+    assert statuses.count("running") <= 1, f"the suite needs a server that trains one task at a time: {statuses}"
+
+    # A running task: its worker stops it within seconds. (The runner may end a blocker just as
+    # it is asked to stop; then the next one runs.)
+    outcomes = {}
+    deadline = time.monotonic() + 30
+    while "running" not in outcomes.values():
+        assert time.monotonic() < deadline, f"no blocker was seen running: {outcomes}"
+        statuses = {name: dag_status(client, app, "pop", name) for name in blockers if name not in outcomes}
+        running = [name for name, status in statuses.items() if status == "running"]
+        if running:
+            outcomes[running[0]] = cancel_and_settle(client, app, "pop", running[0], 1)
+        elif all(status in ("success", "failed") for status in statuses.values()):
+            pytest.fail(f"every blocker ended before one was cancelled while running ({outcomes}); raise BLOCKER_EVENTS")
+        else:
+            time.sleep(0.01)  # between two blockers, or the runner has not woken yet
+    # The rest, newest first (pending ones fail at once).
+    for name in reversed(blockers):
+        if name not in outcomes:
+            outcomes[name] = cancel_and_settle(client, app, "pop", name, 1)
+    for name in blockers:
+        assert dag_status(client, app, "pop", name) in ("success", "failed"), name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1315,8 +2017,13 @@ def test_legacy_v2_signature(client_v2):
         ).result.version_id == 101
 
         ok(client.create_function_task(app, "ctr", name))
-        assert ok(client.get_function_task(app, "ctr", name, "1")).result.status == "running"
-        expect_error("Task.IsRunning", 409, client.create_function_task, app, "ctr", name)
+        task, progress_seen = wait_for_task(client, app, "ctr", name, 1)  # GetFunctionTask through v2
+        assert task.status == "failed" and task.generation == "1", task.to_map()
+        assert_never_decreases(progress_seen)
+        assert extend_info_of(task.extend_info)["errors"] == ["no trainer is built for function ctr yet"]
+        ok(client.create_function_task(app, "ctr", name))  # a finished task does not hold the instance
+        assert ok(client.get_function_task(app, "ctr", name, "2")).result.generation == "2"
+        expect_error("Task.NotExist", 404, client.get_function_task, app, "ctr", name, "3")
         expect_error("Instance.AlreadyExist", 409, create_instance, client, app, "ctr", name, "tf_checkpoint")
         expect_error("Instance.NotExist", 404, get_instance, client, app, "ctr", unique("gone"))
         expect_error("InvalidParameter", 400, create_instance, client, app, "ctr", unique("i"), "tf_checkpoint",
@@ -1362,9 +2069,20 @@ def test_async_transport(client):
 
             ok(await client.create_function_task_async(app, "hot", name))
             task = ok(await client.get_function_task_async(app, "hot", name, "1")).result
-            assert task.generation == "1" and task.status == "running"
+            assert task.generation == "1" and task.status in ("running", "failed"), task.to_map()
+            # The app group has no query log: the task fails, naming the missing data.
+            deadline = time.monotonic() + 60
+            while task.status == "running":
+                assert time.monotonic() < deadline, task.to_map()
+                await asyncio.sleep(0.02)
+                task = ok(await client.get_function_task_async(app, "hot", name, "1")).result
+            assert task.status == "failed", task.to_map()
+            info = extend_info_of(task.extend_info)
+            assert info["failure"] == {"reason": "NotEnoughData"}, info
+            assert "no raw_query searches with results in the last 14 days" in info["errors"][0], info
+            assert "the query log holds no searches in that window" in info["errors"][0], info
             tasks = ok(await client.list_function_tasks_async(app, "hot", name, models.ListFunctionTasksRequest()))
-            assert tasks.total_count == 1
+            assert tasks.total_count == 1 and tasks.result[0].to_map() == task.to_map()
 
             resource = unique("raw")
             ok(await client.create_function_resource_async(
@@ -1387,12 +2105,14 @@ def test_async_transport(client):
             version = ok(await client.get_function_version_async("hot", "401")).result
             assert version.version_id == 401
 
-            await expect_error_async("Task.IsRunning", 409, client.create_function_task_async(app, "hot", name))
             await expect_error_async(
                 "Instance.NotExist", 404,
                 client.get_function_instance_async(app, "hot", unique("gone"), models.GetFunctionInstanceRequest()),
             )
-            await expect_error_async("Task.UnableDelete", 409, client.delete_function_task_async(app, "hot", name, "1"))
+            # A failed task can be deleted.
+            ok(await client.delete_function_task_async(app, "hot", name, "1"))
+            await expect_error_async("Task.NotExist", 404, client.get_function_task_async(app, "hot", name, "1"))
+            await expect_error_async("Task.NotExist", 404, client.delete_function_task_async(app, "hot", name, "1"))
         finally:
             ok_app(await client.remove_app_group_async(app))
         await expect_error_async("App.NotFound", 404, client.describe_app_group_async(app))
