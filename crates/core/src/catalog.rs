@@ -502,6 +502,12 @@ const CTR_CREATE: &[ParameterSpec] = &[
         "document field holding the item category; also crossed with the user",
     ),
     optional(
+        "user_fields",
+        None,
+        ParameterRule::FieldNameList { max: 10 },
+        "fields of the user records (USER data, e.g. age,gender,occupation) that become user features",
+    ),
+    optional(
         "label_behavior_types",
         Some("click"),
         ParameterRule::BehaviorTypes,
@@ -540,6 +546,12 @@ const CTR_CREATE: &[ParameterSpec] = &[
         Some("10"),
         ParameterRule::Integer { min: 1, max: 50 },
         "the most recent percent of the time range held out for evaluation",
+    ),
+    optional(
+        "threads",
+        Some("2"),
+        ParameterRule::Integer { min: 1, max: 64 },
+        "training threads (Hogwild); 1 makes a run deterministic for its seed",
     ),
     optional(
         "seed",

@@ -355,7 +355,9 @@ impl Runner {
                     Ok(artifact) => TaskOutcome::Succeeded {
                         artifact,
                         extend_info: extend_info(&model.metrics, &model.data_report, &model.warnings, None),
-                        serve: true,
+                        // A model that evaluated below its baseline is kept but does not replace
+                        // a served one; with nothing served yet, it is better than nothing.
+                        serve: model.replace_served || instance.serving_generation.is_none(),
                     },
                     Err(error) => {
                         failed(&format!("StorageError: the model could not be stored: {error}"), "StorageError")

@@ -42,6 +42,8 @@ const SOON: Duration = Duration::from_secs(10);
 enum End {
     /// A model whose artifact is `model <label> #<call>`.
     Model(&'static str),
+    /// The same, evaluated below its baseline (`replace_served: false`).
+    ModelBelowBaseline(&'static str),
     NotEnoughData(&'static str),
     Panic(&'static str),
 }
@@ -137,7 +139,7 @@ impl Trainer for FakeTrainer {
             }
         }
         match plan.end {
-            End::Model(label) => {
+            End::Model(label) | End::ModelBelowBaseline(label) => {
                 let artifact = format!("model {label} #{call}").into_bytes();
                 self.produced.lock().unwrap().push(artifact.clone());
                 Ok(TrainedModel {
@@ -145,6 +147,7 @@ impl Trainer for FakeTrainer {
                     metrics: serde_json::json!({"call": call, "auc": 0.75}),
                     data_report: serde_json::json!({"instance": instance.instance_name, "searches": 42}),
                     warnings: vec![format!("fake warning of call {call}")],
+                    replace_served: matches!(plan.end, End::Model(_)),
                 })
             }
             End::NotEnoughData(reason) => Err(TrainError::NotEnoughData(reason.to_string())),
@@ -474,6 +477,34 @@ async fn a_failure_never_replaces_a_good_model() {
     let artifact = first.artifact.expect("generation 1 has its artifact");
     assert_eq!(&harness.artifacts.get(&artifact).await.expect("generation 1 is still readable")[..], b"model good #1");
     assert_eq!(harness.artifact_files(), vec![artifact.path]);
+}
+
+/// 2b. A model below its baseline succeeds but does not replace the served model; the first
+///     model of an instance is served whatever its evaluation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_below_its_baseline_is_kept_but_not_served_over_a_good_one() {
+    let harness = Harness::new().await;
+    harness.instance("ctr_keep", "").await;
+    let below = |label| Plan { steps: 2, step: Duration::from_millis(10), end: End::ModelBelowBaseline(label) };
+    let trainer =
+        FakeTrainer::scripted(vec![below("first"), Plan::quick("good"), below("worse")], Plan::quick("later"));
+    let runner = harness.start(test_config("node-a"), trainer.clone());
+
+    harness.create_task("ctr_keep").await;
+    let first = harness.wait_finished("ctr_keep", 1).await;
+    assert_eq!(first.state, TaskState::Success, "{}", first.extend_info);
+    assert_eq!(harness.get_instance("ctr_keep").await.serving_generation, Some(1), "nothing was served before");
+
+    harness.create_task("ctr_keep").await;
+    assert_eq!(harness.wait_finished("ctr_keep", 2).await.state, TaskState::Success);
+    assert_eq!(harness.get_instance("ctr_keep").await.serving_generation, Some(2));
+
+    harness.create_task("ctr_keep").await;
+    let third = harness.wait_finished("ctr_keep", 3).await;
+    runner.stop().await;
+    assert_eq!(third.state, TaskState::Success, "{}", third.extend_info);
+    assert!(third.artifact.is_some(), "the model is stored");
+    assert_eq!(harness.get_instance("ctr_keep").await.serving_generation, Some(2), "generation 2 is still served");
 }
 
 /// 3. Cancelling: a running task stops and fails within 5 s; a pending one fails at once

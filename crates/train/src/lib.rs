@@ -100,6 +100,10 @@ pub struct TrainedModel {
     pub data_report: serde_json::Value,
     /// Things the user should know that did not stop training.
     pub warnings: Vec<String>,
+    /// Whether the model should replace the one the instance serves. False for a model that
+    /// evaluated worse than its baseline (the task still succeeds, with a warning); the runner
+    /// serves it anyway when the instance serves nothing yet.
+    pub replace_served: bool,
 }
 
 /// Why training did not produce a model.

@@ -867,7 +867,7 @@ pub fn train(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Tra
     };
     let artifact_bytes = serde_json::to_vec(&artifact)
         .map_err(|error| TrainError::Internal(format!("encoding the artifact: {error}")))?;
-    Ok(TrainedModel { artifact: artifact_bytes, metrics, data_report, warnings })
+    Ok(TrainedModel { artifact: artifact_bytes, metrics, data_report, warnings, replace_served: true })
 }
 
 #[cfg(test)]
