@@ -13,6 +13,8 @@
 //!   [`error::CoreError`].
 //! - [`queue::TaskQueue`]: the port of the task runner (claims, leases, fencing, cron fires).
 //! - [`names`], [`filter`], [`cron`]: parsers for names, filter expressions and schedules.
+//! - [`policy`]: the RAM policy language — parse and validate a policy document, evaluate a
+//!   request against a caller's policies.
 //!
 //! # What must not
 //! No HTTP, no JSON, no SQL, no file system: the `api` crate owns the wire, the `store` crate
@@ -26,6 +28,7 @@ pub mod error;
 pub mod filter;
 pub mod model;
 pub mod names;
+pub mod policy;
 pub mod queue;
 pub mod service;
 pub mod store;
