@@ -212,10 +212,8 @@ impl<'failure> TreeSeed<'failure> {
     fn enter_container<E: de::Error>(&self) -> Result<usize, E> {
         let depth = self.depth + 1;
         if depth > MAX_NESTING_DEPTH {
-            return Err(self.refuse(
-                self.path.clone(),
-                format!("nests lists and objects deeper than {MAX_NESTING_DEPTH} levels"),
-            ));
+            return Err(self
+                .refuse(self.path.clone(), format!("nests lists and objects deeper than {MAX_NESTING_DEPTH} levels")));
         }
         Ok(depth)
     }
@@ -306,9 +304,9 @@ fn parse_json_tree(document: &str) -> Result<JsonValue, PolicyError> {
     let tree = match parsed {
         Ok(tree) => tree,
         Err(syntax_error) => {
-            return Err(failure.into_inner().unwrap_or_else(|| {
-                PolicyError::at("", format!("the document is not valid JSON ({syntax_error})"))
-            }));
+            return Err(failure
+                .into_inner()
+                .unwrap_or_else(|| PolicyError::at("", format!("the document is not valid JSON ({syntax_error})"))));
         }
     };
     if let Err(trailing_error) = deserializer.end() {
@@ -779,7 +777,9 @@ impl Statement {
         output.push_str("{\"Effect\":");
         write_json_string(output, self.effect.as_str());
         output.push_str(if self.actions.negated { ",\"NotAction\":" } else { ",\"Action\":" });
-        write_one_or_many(output, &self.actions.patterns, |output, pattern| write_json_string(output, &pattern.written));
+        write_one_or_many(output, &self.actions.patterns, |output, pattern| {
+            write_json_string(output, &pattern.written)
+        });
         output.push_str(if self.resources.negated { ",\"NotResource\":" } else { ",\"Resource\":" });
         write_one_or_many(output, &self.resources.patterns, |output, pattern| {
             write_json_string(output, &pattern.written)
@@ -865,7 +865,8 @@ fn find_member<'tree>(members: &'tree [(String, JsonValue)], name: &str) -> Opti
 }
 
 fn compile_document(tree: &JsonValue) -> Result<Policy, PolicyError> {
-    let members = expect_object(tree, "", "the document must be a JSON object {\"Version\": \"1\", \"Statement\": [...]}")?;
+    let members =
+        expect_object(tree, "", "the document must be a JSON object {\"Version\": \"1\", \"Statement\": [...]}")?;
     for (key, _) in members {
         if key != "Version" && key != "Statement" {
             return Err(PolicyError::at(
@@ -927,7 +928,10 @@ fn compile_statement(value: &JsonValue, path: &str) -> Result<Statement, PolicyE
         Some(JsonValue::String(text)) if text == "Allow" => Effect::Allow,
         Some(JsonValue::String(text)) if text == "Deny" => Effect::Deny,
         Some(other) => {
-            return Err(PolicyError::at(effect_path, format!("must be \"Allow\" or \"Deny\", found {}", describe(other))));
+            return Err(PolicyError::at(
+                effect_path,
+                format!("must be \"Allow\" or \"Deny\", found {}", describe(other)),
+            ));
         }
     };
     let actions = compile_pattern_list(members, path, PatternKind::Action)?;
@@ -1030,7 +1034,9 @@ fn string_or_list<'tree>(value: &'tree JsonValue, path: &str) -> Result<Vec<(Str
                 }
             })
             .collect(),
-        other => Err(PolicyError::at(path, format!("must be a string or a list of strings, found {}", describe(other)))),
+        other => {
+            Err(PolicyError::at(path, format!("must be a string or a list of strings, found {}", describe(other))))
+        }
     }
 }
 
@@ -1069,7 +1075,8 @@ fn compile_pattern_list(
 }
 
 fn compile_condition(value: &JsonValue, path: &str) -> Result<Vec<OperatorBlock>, PolicyError> {
-    let operator_members = expect_object(value, path, "must be an object {\"Operator\": {\"Key\": value or [values]}}")?;
+    let operator_members =
+        expect_object(value, path, "must be an object {\"Operator\": {\"Key\": value or [values]}}")?;
     if operator_members.is_empty() {
         return Err(PolicyError::at(path, "must not be empty; omit Condition for an unconditional statement"));
     }
@@ -1144,7 +1151,9 @@ fn literal_or_list(value: &JsonValue, path: &str) -> Result<Vec<(String, Literal
             JsonValue::String(text) => Ok(Literal::Text(text.clone())),
             JsonValue::Number(number) => Ok(Literal::Number(number.clone())),
             JsonValue::Bool(flag) => Ok(Literal::Bool(*flag)),
-            other => Err(PolicyError::at(path, format!("must be a string, number or boolean, found {}", describe(other)))),
+            other => {
+                Err(PolicyError::at(path, format!("must be a string, number or boolean, found {}", describe(other))))
+            }
         }
     }
     match value {
@@ -1375,3 +1384,6 @@ pub fn opensearch_any_arn(region: &str, account_id: &str) -> String {
     format!("acs:{OPENSEARCH_SERVICE}:{region}:{account_id}:apps/*")
 }
 
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
