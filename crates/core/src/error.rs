@@ -53,6 +53,16 @@ error_codes! {
     InvalidVersion => ("InvalidVersion", 400),
     InvalidAction => ("InvalidAction", 400),
     ForbiddenRam => ("Forbidden.RAM", 403),
+    InvalidAccessKeyIdInactive => ("InvalidAccessKeyId.Inactive", 400),
+    ThrottlingUser => ("Throttling.User", 429),
+    // RAM identities and policies (the admin API), spelled as RAM spells them.
+    UserNotExist => ("EntityNotExist.User", 404),
+    UserAlreadyExist => ("EntityAlreadyExists.User", 409),
+    AccessKeyNotExist => ("EntityNotExist.User.AccessKey", 404),
+    AccessKeyLimitExceeded => ("LimitExceeded.User.AccessKey", 409),
+    PolicyNotExist => ("EntityNotExist.Policy", 404),
+    PolicyAlreadyExist => ("EntityAlreadyExists.Policy", 409),
+    PolicyInUse => ("DeleteConflict.Policy.User", 409),
     // App groups.
     AppNotFound => ("App.NotFound", 404),
     AppAlreadyExist => ("App.AlreadyExist", 409),
@@ -136,6 +146,24 @@ pub enum CoreError {
     DataTableNotExist { table_name: String },
     #[error("Table \"{table_name}\" already has the primary key {primary_key}; a table's primary key cannot change.")]
     DataTableAlreadyExist { table_name: String, primary_key: String },
+    #[error("You are not authorized to do action {action} on resource {resource}: {reason}.")]
+    ForbiddenRam { action: String, resource: String, reason: String },
+    #[error("RAM user \"{user_name}\" does not exist.")]
+    UserNotExist { user_name: String },
+    #[error("RAM user \"{user_name}\" already exists.")]
+    UserAlreadyExist { user_name: String },
+    #[error("AccessKey \"{access_key_id}\" of RAM user \"{user_name}\" does not exist.")]
+    AccessKeyNotExist { user_name: String, access_key_id: String },
+    #[error(
+        "RAM user \"{user_name}\" already has {limit} AccessKeys, the most a user may have; delete one first (rotation: create the new key, move callers to it, delete the old one)."
+    )]
+    AccessKeyLimitExceeded { user_name: String, limit: usize },
+    #[error("Policy \"{policy_name}\" does not exist.")]
+    PolicyNotExist { policy_name: String },
+    #[error("Policy \"{policy_name}\" already exists.")]
+    PolicyAlreadyExist { policy_name: String },
+    #[error("Policy \"{policy_name}\" is attached to RAM user(s) {user_names}; detach it first.")]
+    PolicyInUse { policy_name: String, user_names: String },
     #[error("The metadata store is temporarily unavailable: {message}.")]
     StorageUnavailable { message: String },
     #[error("The metadata store failed: {message}.")]
@@ -165,6 +193,14 @@ impl CoreError {
             CoreError::DefaultInstanceNotExist { .. } => ErrorCode::DefaultInstanceNotExist,
             CoreError::DataTableNotExist { .. } => ErrorCode::DataTableNotExist,
             CoreError::DataTableAlreadyExist { .. } => ErrorCode::DataTableAlreadyExist,
+            CoreError::ForbiddenRam { .. } => ErrorCode::ForbiddenRam,
+            CoreError::UserNotExist { .. } => ErrorCode::UserNotExist,
+            CoreError::UserAlreadyExist { .. } => ErrorCode::UserAlreadyExist,
+            CoreError::AccessKeyNotExist { .. } => ErrorCode::AccessKeyNotExist,
+            CoreError::AccessKeyLimitExceeded { .. } => ErrorCode::AccessKeyLimitExceeded,
+            CoreError::PolicyNotExist { .. } => ErrorCode::PolicyNotExist,
+            CoreError::PolicyAlreadyExist { .. } => ErrorCode::PolicyAlreadyExist,
+            CoreError::PolicyInUse { .. } => ErrorCode::PolicyInUse,
             CoreError::StorageUnavailable { .. } => ErrorCode::ServiceUnavailable,
             CoreError::StorageFailure { .. } => ErrorCode::InternalError,
         }

@@ -15,6 +15,9 @@
 //! - [`names`], [`filter`], [`cron`]: parsers for names, filter expressions and schedules.
 //! - [`policy`]: the RAM policy language — parse and validate a policy document, evaluate a
 //!   request against a caller's policies.
+//! - [`ram`]: RAM users, AccessKeys (sealed at rest), policies and their attachments; the
+//!   [`ram::RamStore`] port and [`ram::RamService`], which the admin API and the authorization
+//!   of every request use.
 //!
 //! # What must not
 //! No HTTP, no JSON, no SQL, no file system: the `api` crate owns the wire, the `store` crate
@@ -30,6 +33,7 @@ pub mod model;
 pub mod names;
 pub mod policy;
 pub mod queue;
+pub mod ram;
 pub mod service;
 pub mod store;
 pub mod text;

@@ -8,6 +8,8 @@
 //! - `migrations/sqlite` and `migrations/postgres`: the schema, embedded in the binary, kept in
 //!   lockstep (same numbering, same tables).
 //! - [`StoreError`]: what can go wrong here, each error mapped to a wire code.
+//! - `ram`: [`trainyard_core::ram::RamStore`] — RAM users, AccessKeys (sealed secrets only),
+//!   policies and their attachments (migration `0004_ram`).
 //! - `queue`: the task queue of the runner ([`trainyard_core::queue::TaskQueue`]) on the same
 //!   task table.
 //!
@@ -29,6 +31,7 @@ mod error;
 mod metadata;
 mod query;
 pub mod queue;
+mod ram;
 mod rows;
 
 use std::path::Path;

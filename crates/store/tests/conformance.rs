@@ -27,6 +27,7 @@ use trainyard_core::model::{
     TaskState, TaskTrigger,
 };
 use trainyard_core::queue::{ClaimedTask, FireOutcome, Heartbeat, ReapedTask, TaskLease, TaskOutcome, TaskQueue};
+use trainyard_core::ram::{AccessKeyStatus, RamStore, RamUser, StoredAccessKey, StoredPolicy};
 use trainyard_core::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
     NewFunctionInstance, NewFunctionResource, ResourceReference, TaskFilter,
@@ -125,6 +126,12 @@ store_conformance_suite!(
     queue_concurrent_fires_of_one_fire_time_enqueue_one_task,
     queue_delete_task_keeps_the_task_of_the_served_model,
     queue_prunable_generations_keep_the_newest_and_never_the_served_one,
+    ram_users_are_unique_per_account_and_invisible_across_accounts,
+    ram_access_keys_are_limited_per_user_and_found_by_id,
+    ram_access_key_status_and_deletion,
+    ram_policies_attach_in_order_and_cannot_be_deleted_while_attached,
+    ram_deleting_a_user_takes_its_keys_and_attachments,
+    ram_concurrent_key_creation_respects_the_limit,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2998,4 +3005,180 @@ mod postgres_races {
              (deletion: {deletion_result:?}, set default: {set_default_result:?})"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RAM: users, AccessKeys, policies and attachments
+// ---------------------------------------------------------------------------------------------
+
+fn ram_user(account_id: &AccountId, user_name: &str) -> RamUser {
+    RamUser {
+        account_id: account_id.clone(),
+        user_name: user_name.to_string(),
+        display_name: format!("{user_name} display"),
+        comments: "comment".into(),
+        created_ms: BASE_MS,
+    }
+}
+
+fn ram_key(account_id: &AccountId, user_name: &str, access_key_id: &str, created_ms: Millis) -> StoredAccessKey {
+    StoredAccessKey {
+        access_key_id: access_key_id.to_string(),
+        account_id: account_id.clone(),
+        user_name: user_name.to_string(),
+        status: AccessKeyStatus::Active,
+        sealed_secret: format!("v1:sealed-{access_key_id}"),
+        created_ms,
+    }
+}
+
+fn ram_policy(account_id: &AccountId, policy_name: &str) -> StoredPolicy {
+    StoredPolicy {
+        account_id: account_id.clone(),
+        policy_name: policy_name.to_string(),
+        description: "d".into(),
+        document: format!(
+            r#"{{"Version":"1","Statement":[{{"Effect":"Allow","Action":"opensearch:{policy_name}","Resource":"*"}}]}}"#
+        ),
+        created_ms: BASE_MS,
+    }
+}
+
+async fn ram_users_are_unique_per_account_and_invisible_across_accounts(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-users");
+    let other_account = backend.account("ram-users-other");
+    let alice = store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    store.insert_user(ram_user(&account, "bob")).await.unwrap();
+    assert_eq!(
+        store.insert_user(ram_user(&account, "alice")).await.unwrap_err(),
+        CoreError::UserAlreadyExist { user_name: "alice".into() }
+    );
+    // The same name in another account is another user.
+    store.insert_user(ram_user(&other_account, "alice")).await.unwrap();
+    assert_eq!(store.find_user(&account, "alice").await.unwrap(), Some(alice));
+    assert_eq!(store.find_user(&account, "Alice").await.unwrap(), None, "names are case-sensitive");
+    let names: Vec<String> = store.list_users(&account).await.unwrap().into_iter().map(|user| user.user_name).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(store.list_users(&other_account).await.unwrap().len(), 1);
+}
+
+async fn ram_access_keys_are_limited_per_user_and_found_by_id(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-keys");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    let first = ram_key(&account, "alice", &backend.access_key_id("first"), BASE_MS);
+    let second = ram_key(&account, "alice", &backend.access_key_id("second"), BASE_MS + 1);
+    store.insert_access_key(first.clone(), 2).await.unwrap();
+    store.insert_access_key(second.clone(), 2).await.unwrap();
+    let third = ram_key(&account, "alice", &backend.access_key_id("third"), BASE_MS + 2);
+    assert_eq!(
+        store.insert_access_key(third.clone(), 2).await.unwrap_err(),
+        CoreError::AccessKeyLimitExceeded { user_name: "alice".into(), limit: 2 }
+    );
+    assert_eq!(store.find_access_key(&third.access_key_id).await.unwrap(), None);
+    assert_eq!(store.find_access_key(&first.access_key_id).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.list_access_keys(&account, "alice").await.unwrap(), vec![first, second]);
+    // A key for a user that does not exist.
+    let orphan = ram_key(&account, "nobody", &backend.access_key_id("orphan"), BASE_MS);
+    assert_eq!(
+        store.insert_access_key(orphan, 2).await.unwrap_err(),
+        CoreError::UserNotExist { user_name: "nobody".into() }
+    );
+}
+
+async fn ram_access_key_status_and_deletion(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-status");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    store.insert_user(ram_user(&account, "bob")).await.unwrap();
+    let key = ram_key(&account, "alice", &backend.access_key_id("key"), BASE_MS);
+    store.insert_access_key(key.clone(), 2).await.unwrap();
+    assert!(
+        store.set_access_key_status(&account, "alice", &key.access_key_id, AccessKeyStatus::Inactive).await.unwrap()
+    );
+    assert_eq!(store.find_access_key(&key.access_key_id).await.unwrap().unwrap().status, AccessKeyStatus::Inactive);
+    // Another user cannot touch it.
+    assert!(!store.set_access_key_status(&account, "bob", &key.access_key_id, AccessKeyStatus::Active).await.unwrap());
+    assert!(!store.delete_access_key(&account, "bob", &key.access_key_id).await.unwrap());
+    assert!(store.set_access_key_status(&account, "alice", &key.access_key_id, AccessKeyStatus::Active).await.unwrap());
+    assert!(store.delete_access_key(&account, "alice", &key.access_key_id).await.unwrap());
+    assert!(!store.delete_access_key(&account, "alice", &key.access_key_id).await.unwrap());
+    assert_eq!(store.find_access_key(&key.access_key_id).await.unwrap(), None);
+}
+
+async fn ram_policies_attach_in_order_and_cannot_be_deleted_while_attached(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-policies");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    let reader = store.insert_policy(ram_policy(&account, "Reader")).await.unwrap();
+    let writer = store.insert_policy(ram_policy(&account, "Writer")).await.unwrap();
+    assert_eq!(
+        store.insert_policy(ram_policy(&account, "Reader")).await.unwrap_err(),
+        CoreError::PolicyAlreadyExist { policy_name: "Reader".into() }
+    );
+    assert_eq!(store.find_policy(&account, "Reader").await.unwrap(), Some(reader.clone()));
+    assert_eq!(store.list_policies(&account).await.unwrap(), vec![reader.clone(), writer.clone()]);
+    // Attached in this order: Writer, then Reader.
+    assert!(store.attach_policy(&account, "alice", "Writer", BASE_MS).await.unwrap());
+    assert!(store.attach_policy(&account, "alice", "Reader", BASE_MS).await.unwrap());
+    assert!(!store.attach_policy(&account, "alice", "Reader", BASE_MS).await.unwrap(), "attaching twice");
+    assert_eq!(store.policies_of_user(&account, "alice").await.unwrap(), vec![writer.clone(), reader.clone()]);
+    assert_eq!(
+        store.attach_policy(&account, "alice", "Missing", BASE_MS).await.unwrap_err(),
+        CoreError::PolicyNotExist { policy_name: "Missing".into() }
+    );
+    assert_eq!(
+        store.attach_policy(&account, "nobody", "Reader", BASE_MS).await.unwrap_err(),
+        CoreError::UserNotExist { user_name: "nobody".into() }
+    );
+    assert_eq!(
+        store.delete_policy(&account, "Reader").await.unwrap_err(),
+        CoreError::PolicyInUse { policy_name: "Reader".into(), user_names: "alice".into() }
+    );
+    assert!(store.detach_policy(&account, "alice", "Reader").await.unwrap());
+    assert!(!store.detach_policy(&account, "alice", "Reader").await.unwrap());
+    assert!(store.delete_policy(&account, "Reader").await.unwrap());
+    assert!(!store.delete_policy(&account, "Reader").await.unwrap());
+    assert_eq!(store.policies_of_user(&account, "alice").await.unwrap(), vec![writer]);
+}
+
+async fn ram_deleting_a_user_takes_its_keys_and_attachments(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-delete");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    store.insert_policy(ram_policy(&account, "Reader")).await.unwrap();
+    store.attach_policy(&account, "alice", "Reader", BASE_MS).await.unwrap();
+    let key = ram_key(&account, "alice", &backend.access_key_id("key"), BASE_MS);
+    store.insert_access_key(key.clone(), 2).await.unwrap();
+    assert!(store.delete_user(&account, "alice").await.unwrap());
+    assert!(!store.delete_user(&account, "alice").await.unwrap());
+    assert_eq!(store.find_access_key(&key.access_key_id).await.unwrap(), None);
+    assert_eq!(store.find_user(&account, "alice").await.unwrap(), None);
+    // The policy is free to go now; a new user of the same name starts without it.
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    assert!(store.policies_of_user(&account, "alice").await.unwrap().is_empty());
+    assert!(store.delete_policy(&account, "Reader").await.unwrap());
+}
+
+async fn ram_concurrent_key_creation_respects_the_limit(backend: TestBackend) {
+    let store = backend.store.clone();
+    let account = backend.account("ram-race");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    let mut handles = Vec::new();
+    for index in 0..6 {
+        let store = store.clone();
+        let key = ram_key(&account, "alice", &backend.access_key_id(&format!("race{index}")), BASE_MS + index);
+        handles.push(tokio::spawn(async move { store.insert_access_key(key, 2).await }));
+    }
+    let mut created = 0;
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(CoreError::AccessKeyLimitExceeded { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 2);
+    assert_eq!(store.list_access_keys(&account, "alice").await.unwrap().len(), 2);
 }
