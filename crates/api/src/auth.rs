@@ -1,6 +1,10 @@
-//! Authentication of every routed request: read the body (bounded), verify the signature, check
-//! the operation headers, the clock and the nonce, and attach the [`Caller`] — before any
-//! handler runs. Only this module creates a `Caller` for a request.
+//! Authentication and authorization of every routed request: read the body (bounded), find the
+//! claimed AccessKey (a bootstrap root key or a RAM user's, from the store), verify the
+//! signature (a mismatch for an existing key is counted and logged with the key id), refuse an
+//! inactive key, take a token from the key's rate limit, check the operation headers, the clock
+//! and the nonce, then authorize the operation against the caller's policies
+//! ([`crate::access`]) and attach the [`Caller`] — before any handler runs. Only this module
+//! creates a `Caller` for a request.
 //!
 //! Order matters: the signature is verified before the clock and the nonce are checked, so an
 //! unsigned or forged request can neither learn anything about timing nor burn a nonce.
@@ -12,10 +16,20 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDateTime;
 use http::header;
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use secrecy::{ExposeSecret, SecretString};
+use trainyard_core::ram::{AccessKeyStatus, Principal};
+use trainyard_core::service::Caller;
+
 use crate::AppState;
+use crate::access::{CallerPolicies, authorize, request_context};
 use crate::error::ApiError;
 use crate::operation::Operation;
-use crate::signature::{SignatureScheme, VerifiedSignature, WireRequest, verify_signature};
+use crate::signature::{
+    SignatureError, SignatureScheme, VerifiedSignature, WireRequest, parse_authorization, verify_signature,
+};
 
 /// The only API version served.
 pub const API_VERSION: &str = "2017-12-25";
@@ -50,6 +64,52 @@ pub async fn authenticate(
     response
 }
 
+/// The longest AccessKey id looked up in the store; a longer one is unknown without a query.
+const MAX_ACCESS_KEY_ID_LENGTH: usize = 128;
+
+/// An AccessKey found for the id a request claims, before its signature is checked.
+struct ClaimedKey {
+    access_key_id: String,
+    secret: SecretString,
+    account_id: trainyard_core::model::AccountId,
+    principal: Principal,
+    status: AccessKeyStatus,
+}
+
+/// Finds the key a request claims to be signed with: a bootstrap root key, else a RAM user's.
+async fn claimed_key(state: &AppState, headers: &http::HeaderMap) -> Result<Option<ClaimedKey>, ApiError> {
+    let Some(authorization) = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Ok(parsed) = parse_authorization(authorization) else {
+        return Ok(None);
+    };
+    let access_key_id = parsed.access_key_id;
+    if let Some(caller) = state.credentials.caller_of(&access_key_id) {
+        let secret = state.credentials.secret_of(&access_key_id).unwrap_or_default();
+        return Ok(Some(ClaimedKey {
+            access_key_id,
+            secret: SecretString::from(secret),
+            account_id: caller.account_id,
+            principal: caller.principal,
+            status: AccessKeyStatus::Active,
+        }));
+    }
+    if access_key_id.len() > MAX_ACCESS_KEY_ID_LENGTH {
+        return Ok(None);
+    }
+    let Some(resolved) = state.access.ram.resolve_access_key(&access_key_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimedKey {
+        access_key_id,
+        secret: SecretString::from(resolved.access_key_secret),
+        account_id: resolved.account_id,
+        principal: resolved.principal,
+        status: resolved.status,
+    }))
+}
+
 async fn authenticated_request(state: &AppState, operation: Operation, request: Request) -> Result<Request, ApiError> {
     let limit_bytes = state.config.max_body_bytes;
     let declared_length =
@@ -57,6 +117,7 @@ async fn authenticated_request(state: &AppState, operation: Operation, request: 
     if declared_length.is_some_and(|length| length > limit_bytes) {
         return Err(ApiError::BodyTooLarge { limit_bytes });
     }
+    let source_ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
     let (mut parts, body) = request.into_parts();
     let body_bytes: Bytes = axum::body::to_bytes(body, limit_bytes).await.map_err(|error| {
         let too_large = std::iter::successors(Some(&error as &dyn std::error::Error), |source| source.source())
@@ -70,16 +131,51 @@ async fn authenticated_request(state: &AppState, operation: Operation, request: 
         headers: &parts.headers,
         body: &body_bytes,
     };
-    let verified = verify_signature(&wire, |access_key_id| state.credentials.secret_of(access_key_id))?;
+    let claimed = claimed_key(state, &parts.headers).await?;
+    let verified = verify_signature(&wire, |access_key_id| {
+        claimed
+            .as_ref()
+            .filter(|key| key.access_key_id == access_key_id)
+            .map(|key| key.secret.expose_secret().to_string())
+    });
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(error) => {
+            if let (Some(key), SignatureError::Mismatch | SignatureError::ContentSha256Mismatch) = (&claimed, &error) {
+                // The id is logged and counted; the secret and the signatures never are.
+                let failures = state.access.failed_signatures.record(&key.access_key_id);
+                tracing::warn!(
+                    access_key_id = %key.access_key_id,
+                    failed_signatures = failures,
+                    operation = operation.name(),
+                    "signature mismatch for an existing AccessKey"
+                );
+            }
+            return Err(error.into());
+        }
+    };
+    let Some(key) = claimed else {
+        return Err(SignatureError::UnknownAccessKey(verified.access_key_id).into());
+    };
+    if key.status != AccessKeyStatus::Active {
+        return Err(ApiError::AccessKeyInactive(key.access_key_id));
+    }
+    if let Err(wait) = state.access.limiter.try_acquire(&key.access_key_id, std::time::Instant::now()) {
+        return Err(ApiError::Throttled { retry_after: wait });
+    }
     check_operation_headers(&parts.headers, operation)?;
     let now_ms = state.service.clock().now_ms();
     check_clock(&verified, now_ms, state.config.max_clock_skew_seconds)?;
     remember_nonce(state, &verified, now_ms).await?;
-    let caller = state.credentials.caller_of(&verified.access_key_id).ok_or_else(|| {
-        ApiError::Signature(crate::signature::SignatureError::UnknownAccessKey(verified.access_key_id.clone()))
-    })?;
+    let caller = Caller { account_id: key.account_id, principal: key.principal, access_key_id: key.access_key_id };
+    let policies = state.access.ram.policies_of(&caller.account_id, &caller.principal).await?;
+    let path = crate::call::decoded_path_params(&mut parts, state).await?;
+    let context = request_context(source_ip, now_ms);
+    authorize(&state.access, &state.service, operation, &caller, &policies, &path, context).await?;
     parts.extensions.insert(caller);
     parts.extensions.insert(operation);
+    parts.extensions.insert(CallerPolicies(std::sync::Arc::new(policies)));
+    parts.extensions.insert(context);
     Ok(Request::from_parts(parts, Body::from(body_bytes)))
 }
 

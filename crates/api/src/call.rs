@@ -18,6 +18,9 @@ use crate::wire::OutputLevel;
 #[derive(Debug)]
 pub struct Call {
     pub caller: Caller,
+    /// The caller's policies (empty for the root account) and the request's condition facts.
+    pub policies: crate::access::CallerPolicies,
+    pub context: trainyard_core::policy::RequestContext,
     pub operation: Operation,
     path: HashMap<String, String>,
     query: HashMap<String, String>,
@@ -33,17 +36,10 @@ impl<S: Send + Sync> FromRequest<S> for Call {
         let unauthenticated = || ApiError::Signature(crate::signature::SignatureError::MissingAuthorization);
         let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(unauthenticated)?;
         let operation = parts.extensions.get::<Operation>().copied().ok_or_else(unauthenticated)?;
-        let raw_path_params =
-            <RawPathParams as axum::extract::FromRequestParts<S>>::from_request_parts(&mut parts, state)
-                .await
-                .map_err(|rejection| ApiError::invalid("path", rejection.body_text()))?;
-        let mut path = HashMap::new();
-        for (name, raw_value) in &raw_path_params {
-            let decoded = percent_encoding::percent_decode_str(raw_value)
-                .decode_utf8()
-                .map_err(|_| ApiError::invalid(name, "the percent-decoded value is not valid UTF-8"))?;
-            path.insert(name.to_string(), decoded.into_owned());
-        }
+        let policies = parts.extensions.get::<crate::access::CallerPolicies>().cloned().unwrap_or_default();
+        let context =
+            parts.extensions.get::<trainyard_core::policy::RequestContext>().copied().ok_or_else(unauthenticated)?;
+        let path = decoded_path_params(&mut parts, state).await?;
         let pairs = decoded_query_pairs(parts.uri.query())?;
         let allowed = operation.query_parameters();
         if let Some((unknown, _)) = pairs.iter().find(|(key, _)| !allowed.contains(&key.as_str())) {
@@ -56,8 +52,35 @@ impl<S: Send + Sync> FromRequest<S> for Call {
         let body = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
             .await
             .map_err(|error| ApiError::BodyUnreadable(error.to_string()))?;
-        Ok(Call { caller, operation, path, query: pairs.into_iter().collect(), headers: parts.headers, body })
+        Ok(Call {
+            caller,
+            policies,
+            context,
+            operation,
+            path,
+            query: pairs.into_iter().collect(),
+            headers: parts.headers,
+            body,
+        })
     }
+}
+
+/// The route's path parameters, percent-decoded.
+pub async fn decoded_path_params<S: Send + Sync>(
+    parts: &mut http::request::Parts,
+    state: &S,
+) -> Result<HashMap<String, String>, ApiError> {
+    let raw_path_params = <RawPathParams as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| ApiError::invalid("path", rejection.body_text()))?;
+    let mut path = HashMap::new();
+    for (name, raw_value) in &raw_path_params {
+        let decoded = percent_encoding::percent_decode_str(raw_value)
+            .decode_utf8()
+            .map_err(|_| ApiError::invalid(name, "the percent-decoded value is not valid UTF-8"))?;
+        path.insert(name.to_string(), decoded.into_owned());
+    }
+    Ok(path)
 }
 
 impl Call {

@@ -1,13 +1,14 @@
-//! The AccessKeys the server accepts and the account each belongs to.
-//!
-//! Until RAM users exist there is the root AccessKey of the root account. Secrets are held as
-//! `SecretString` so that they never appear in `Debug` output or logs; the HMAC schemes need the
-//! secret itself, so it is kept in memory (and, for a generated root key, in a 0600 file).
+//! The bootstrap AccessKeys of the root account (from the environment or the key file), which
+//! are not in the database. RAM users' keys live in the store, sealed, and are looked up per
+//! request through `trainyard_core::ram::RamService`. Secrets are held as `SecretString` so that
+//! they never appear in `Debug` output or logs; the HMAC schemes need the secret itself, so it
+//! is kept in memory (and, for a generated root key, in a 0600 file).
 
 use std::collections::HashMap;
 
 use secrecy::{ExposeSecret, SecretString};
 use trainyard_core::model::AccountId;
+use trainyard_core::ram::Principal;
 use trainyard_core::service::Caller;
 
 /// One AccessKey.
@@ -36,8 +37,10 @@ impl Credentials {
 
     /// The caller an AccessKey id stands for.
     pub fn caller_of(&self, access_key_id: &str) -> Option<Caller> {
-        self.keys
-            .get(access_key_id)
-            .map(|key| Caller { account_id: key.account_id.clone(), access_key_id: key.access_key_id.clone() })
+        self.keys.get(access_key_id).map(|key| Caller {
+            account_id: key.account_id.clone(),
+            principal: Principal::Root,
+            access_key_id: key.access_key_id.clone(),
+        })
     }
 }

@@ -22,6 +22,10 @@ pub enum ApiError {
     TimeStampExpired { header: &'static str, skew_seconds: i64, limit_seconds: i64 },
     #[error("The {header} header \"{value}\" is not a valid time ({expected}).")]
     TimeStampFormat { header: &'static str, value: String, expected: &'static str },
+    #[error("Specified access key is disabled: {0}.")]
+    AccessKeyInactive(String),
+    #[error("Request was denied due to request throttling (per-AccessKey rate limit); retry after {} ms.", retry_after.as_millis().max(1))]
+    Throttled { retry_after: std::time::Duration },
     #[error("Specified signature nonce was used already.")]
     SignatureNonceUsed,
     #[error("The signature nonce must be 1 to {max} visible ASCII characters.")]
@@ -57,6 +61,8 @@ impl ApiError {
             },
             ApiError::TimeStampExpired { .. } => ErrorCode::InvalidTimeStampExpired,
             ApiError::TimeStampFormat { .. } => ErrorCode::InvalidTimeStampFormat,
+            ApiError::AccessKeyInactive(_) => ErrorCode::InvalidAccessKeyIdInactive,
+            ApiError::Throttled { .. } => ErrorCode::ThrottlingUser,
             ApiError::SignatureNonceUsed => ErrorCode::SignatureNonceUsed,
             ApiError::SignatureNonceInvalid { .. } => ErrorCode::IncompleteSignature,
             ApiError::InvalidVersion(_) => ErrorCode::InvalidVersion,
@@ -91,6 +97,15 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let status = http::StatusCode::from_u16(code.http_status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = status.into_response();
+        if let ApiError::Throttled { retry_after } = &self {
+            // Retry-After in whole seconds (HTTP); x-acs-retry-after in milliseconds, which the
+            // SDK turns into its ThrottlingException with retry_after.
+            let milliseconds = retry_after.as_millis().max(1);
+            let seconds = milliseconds.div_ceil(1000);
+            let headers = response.headers_mut();
+            headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds as u64));
+            headers.insert("x-acs-retry-after", http::HeaderValue::from(milliseconds as u64));
+        }
         response.extensions_mut().insert(ErrorReply { code, message: self.message() });
         response
     }

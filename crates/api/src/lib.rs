@@ -5,6 +5,9 @@
 //! - [`router`]: the axum router — one route per [`operation::Operation`], each
 //!   authenticated by [`auth::authenticate`] and wrapped by [`envelope::write_envelope`].
 //! - [`signature`]: ACS3-HMAC-SHA256 and legacy HMAC-SHA1 verification (pure functions).
+//! - [`access`]: per-AccessKey rate limits, failed-signature counts, and the authorization of
+//!   every operation against the caller's RAM policies, driven by the operation table.
+//! - `handlers::ram`: the RAM admin API (users, AccessKeys, policies, the policy simulator).
 //! - [`handlers`]: one handler per operation — decode a [`call::Call`], call the domain
 //!   service, encode a [`envelope::Reply`]. No business rule lives in a handler.
 //! - [`wire`]: request bodies and response shapes, with the SDK's exact casing.
@@ -15,6 +18,7 @@
 //! `trainyard-core` and `trainyard-data`. This is the only crate that knows HTTP and the
 //! envelopes.
 
+pub mod access;
 pub mod auth;
 pub mod call;
 pub mod credentials;
@@ -33,6 +37,7 @@ use trainyard_core::service::Service;
 use trainyard_data::DatasetStore;
 use trainyard_serve::Serving;
 
+use crate::access::AccessControl;
 use crate::credentials::Credentials;
 use crate::error::ApiError;
 use crate::operation::Operation;
@@ -58,12 +63,14 @@ pub struct AppState {
     pub service: Service,
     pub datasets: Arc<DatasetStore>,
     pub credentials: Arc<Credentials>,
+    /// RAM users, keys and policies; rate limits; failed-signature counts.
+    pub access: Arc<AccessControl>,
     pub serving: Serving,
     pub config: ApiConfig,
 }
 
 fn handler_of(operation: Operation) -> MethodRouter<AppState> {
-    use crate::handlers::{app_groups, data, default_instance, instances, resources, serving, tasks, versions};
+    use crate::handlers::{app_groups, data, default_instance, instances, ram, resources, serving, tasks, versions};
     match operation {
         Operation::CreateFunctionInstance => post(instances::create_function_instance),
         Operation::GetFunctionInstance => get(instances::get_function_instance),
@@ -99,6 +106,22 @@ fn handler_of(operation: Operation) -> MethodRouter<AppState> {
         Operation::QueryHot => get(serving::query_hot),
         Operation::QueryHint => get(serving::query_hint),
         Operation::QueryPopularity => get(serving::query_popularity),
+        Operation::CreateUser => post(ram::create_user),
+        Operation::ListUsers => get(ram::list_users),
+        Operation::GetUser => get(ram::get_user),
+        Operation::DeleteUser => delete(ram::delete_user),
+        Operation::CreateAccessKey => post(ram::create_access_key),
+        Operation::ListAccessKeys => get(ram::list_access_keys),
+        Operation::UpdateAccessKey => put(ram::update_access_key),
+        Operation::DeleteAccessKey => delete(ram::delete_access_key),
+        Operation::CreatePolicy => post(ram::create_policy),
+        Operation::ListPolicies => get(ram::list_policies),
+        Operation::GetPolicy => get(ram::get_policy),
+        Operation::DeletePolicy => delete(ram::delete_policy),
+        Operation::AttachPolicyToUser => post(ram::attach_policy_to_user),
+        Operation::DetachPolicyFromUser => delete(ram::detach_policy_from_user),
+        Operation::ListPoliciesForUser => get(ram::list_policies_for_user),
+        Operation::SimulatePrincipalPolicy => post(ram::simulate_principal_policy),
     }
 }
 

@@ -115,6 +115,23 @@ operations! {
     QueryHot => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hot", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
     QueryHint => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hint", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
     QueryPopularity => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/popularity", "opensearch:SearchApp", V3Query, ["item_ids", "model_name"]),
+    // Trainyard's RAM admin API (docs/ram.md): RAM's own operation names, actions `ram:<Name>`.
+    CreateUser => (POST, "/v4/openapi/ram/users", "ram:CreateUser", PascalIntegerLatency, []),
+    ListUsers => (GET, "/v4/openapi/ram/users", "ram:ListUsers", PascalIntegerLatency, []),
+    GetUser => (GET, "/v4/openapi/ram/users/{userName}", "ram:GetUser", PascalIntegerLatency, []),
+    DeleteUser => (DELETE, "/v4/openapi/ram/users/{userName}", "ram:DeleteUser", PascalIntegerLatency, []),
+    CreateAccessKey => (POST, "/v4/openapi/ram/users/{userName}/access-keys", "ram:CreateAccessKey", PascalIntegerLatency, []),
+    ListAccessKeys => (GET, "/v4/openapi/ram/users/{userName}/access-keys", "ram:ListAccessKeys", PascalIntegerLatency, []),
+    UpdateAccessKey => (PUT, "/v4/openapi/ram/users/{userName}/access-keys/{userAccessKeyId}", "ram:UpdateAccessKey", PascalIntegerLatency, []),
+    DeleteAccessKey => (DELETE, "/v4/openapi/ram/users/{userName}/access-keys/{userAccessKeyId}", "ram:DeleteAccessKey", PascalIntegerLatency, []),
+    CreatePolicy => (POST, "/v4/openapi/ram/policies", "ram:CreatePolicy", PascalIntegerLatency, []),
+    ListPolicies => (GET, "/v4/openapi/ram/policies", "ram:ListPolicies", PascalIntegerLatency, []),
+    GetPolicy => (GET, "/v4/openapi/ram/policies/{policyName}", "ram:GetPolicy", PascalIntegerLatency, []),
+    DeletePolicy => (DELETE, "/v4/openapi/ram/policies/{policyName}", "ram:DeletePolicy", PascalIntegerLatency, []),
+    AttachPolicyToUser => (POST, "/v4/openapi/ram/users/{userName}/policies/{policyName}", "ram:AttachPolicyToUser", PascalIntegerLatency, []),
+    DetachPolicyFromUser => (DELETE, "/v4/openapi/ram/users/{userName}/policies/{policyName}", "ram:DetachPolicyFromUser", PascalIntegerLatency, []),
+    ListPoliciesForUser => (GET, "/v4/openapi/ram/users/{userName}/policies", "ram:ListPoliciesForUser", PascalIntegerLatency, []),
+    SimulatePrincipalPolicy => (POST, "/v4/openapi/ram/users/{userName}/actions/simulate", "ram:SimulatePrincipalPolicy", PascalIntegerLatency, []),
 }
 
 impl Operation {
@@ -127,6 +144,20 @@ impl Operation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_is_service_colon_name_and_admin_actions_are_ram_names() {
+        for operation in Operation::ALL {
+            let action = operation.ram_action();
+            let (service, name) = action.split_once(':').expect(action);
+            assert!(matches!(service, "opensearch" | "ram"), "{operation:?}: {action}");
+            assert!(!name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric()), "{action}");
+            if service == "ram" {
+                assert_eq!(name, operation.name(), "admin actions are named after their operation");
+                assert!(operation.path().starts_with("/v4/openapi/ram/"), "{operation:?}");
+            }
+        }
+    }
 
     #[test]
     fn routes_are_unique_per_method() {

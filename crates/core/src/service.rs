@@ -31,10 +31,12 @@ pub const MAX_GENERATORS: usize = 256;
 /// epoch seconds (upstream documents milliseconds but its examples are seconds).
 pub const EPOCH_MILLISECONDS_THRESHOLD: i64 = 100_000_000_000;
 
-/// Who is calling: the authenticated account and the AccessKey it signed with.
+/// Who is calling: the authenticated account, the identity in it (the root account or a RAM
+/// user) and the AccessKey it signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account_id: AccountId,
+    pub principal: crate::ram::Principal,
     pub access_key_id: String,
 }
 
@@ -241,33 +243,31 @@ impl Service {
         caller: &Caller,
         request: ListAppGroupsRequest,
     ) -> Result<Page<AppGroup>, CoreError> {
-        let page = page_request(request.page_number, request.page_size, 10)?;
-        let app_type = match request.app_type {
-            Some(value) if !value.is_empty() => Some(one_of("type", Some(value), &["standard", "enhanced"], "")?),
-            _ => None,
-        };
-        let id = match request.instance_id.filter(|value| !value.is_empty()) {
-            None => None,
-            Some(instance_id) => match instance_id.strip_prefix("ty-").and_then(|digits| digits.parse::<i64>().ok()) {
-                Some(id) => Some(id),
-                // An instance id Trainyard never issued matches no app group.
-                None => Some(-1),
-            },
-        };
-        let sort_by_updated = match request.sort_by {
-            None | Some(0) => false,
-            Some(1) => true,
-            Some(_) => return Err(CoreError::invalid("sortBy", "must be 0 (creation time) or 1 (modification time)")),
-        };
-        let filter = AppGroupFilter {
-            name: request.name.filter(|value| !value.is_empty()),
-            app_type,
-            resource_group_id: request.resource_group_id.filter(|value| !value.is_empty()),
-            id,
-            tags: request.tags,
-            sort_by_updated,
-        };
+        let (filter, page) = app_group_filter(request)?;
         self.store.list_app_groups(&caller.account_id, &filter, page).await
+    }
+
+    /// ListAppGroups for a caller who may see only some app groups: the same filters, applied
+    /// to the app groups `visible` accepts, paginated after that filter (so `TotalCount` counts
+    /// only what the caller may see). Reads every matching app group of the account, which is
+    /// fine at the scale of app groups per account.
+    pub async fn list_visible_app_groups(
+        &self,
+        caller: &Caller,
+        request: ListAppGroupsRequest,
+        visible: &(dyn Fn(&AppGroup) -> bool + Sync),
+    ) -> Result<Page<AppGroup>, CoreError> {
+        let (filter, page) = app_group_filter(request)?;
+        let everything = PageRequest { page_number: 1, page_size: i64::MAX / 2 };
+        let all = self.store.list_app_groups(&caller.account_id, &filter, everything).await?;
+        let seen: Vec<AppGroup> = all.items.into_iter().filter(|app_group| visible(app_group)).collect();
+        let total_count = seen.len() as i64;
+        let items = seen
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.page_size).unwrap_or(usize::MAX))
+            .collect();
+        Ok(Page { items, total_count })
     }
 
     pub async fn modify_app_group(
@@ -1060,6 +1060,37 @@ fn validate_generator(index: usize, generator: &FeatureGenerator) -> Result<(), 
         }
     }
     catalog::ParameterRule::FieldName.validate(&format!("{field}.Output"), &generator.output)
+}
+
+/// The store filter and page of a ListAppGroups request, validated.
+fn app_group_filter(request: ListAppGroupsRequest) -> Result<(AppGroupFilter, PageRequest), CoreError> {
+    let page = page_request(request.page_number, request.page_size, 10)?;
+    let app_type = match request.app_type {
+        Some(value) if !value.is_empty() => Some(one_of("type", Some(value), &["standard", "enhanced"], "")?),
+        _ => None,
+    };
+    let id = match request.instance_id.filter(|value| !value.is_empty()) {
+        None => None,
+        Some(instance_id) => match instance_id.strip_prefix("ty-").and_then(|digits| digits.parse::<i64>().ok()) {
+            Some(id) => Some(id),
+            // An instance id Trainyard never issued matches no app group.
+            None => Some(-1),
+        },
+    };
+    let sort_by_updated = match request.sort_by {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err(CoreError::invalid("sortBy", "must be 0 (creation time) or 1 (modification time)")),
+    };
+    let filter = AppGroupFilter {
+        name: request.name.filter(|value| !value.is_empty()),
+        app_type,
+        resource_group_id: request.resource_group_id.filter(|value| !value.is_empty()),
+        id,
+        tags: request.tags,
+        sort_by_updated,
+    };
+    Ok((filter, page))
 }
 
 #[cfg(test)]

@@ -258,8 +258,11 @@ impl Harness {
             .expect("open the dataset store"),
         );
         let artifacts = ArtifactStore::new(datasets.objects().clone());
-        let caller =
-            Caller { account_id: AccountId("runner-tests".into()), access_key_id: "LTAIrunnertests0001".into() };
+        let caller = Caller {
+            account_id: AccountId("runner-tests".into()),
+            principal: trainyard_core::ram::Principal::Root,
+            access_key_id: "LTAIrunnertests0001".into(),
+        };
         service
             .create_app_group(&caller, CreateAppGroupRequest { name: Some(APP.into()), ..Default::default() })
             .await

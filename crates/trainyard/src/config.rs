@@ -23,6 +23,9 @@
 //! | `cron_timezone` | | `TRAINYARD_CRON_TIMEZONE` | `UTC` (or a fixed offset such as `+08:00`) |
 //! | `scheduler_tick_seconds` | | `TRAINYARD_SCHEDULER_TICK_SECONDS` | 15 |
 //! | `trainer_nice` | | `TRAINYARD_TRAINER_NICE` | 10 |
+//! | `region` | | `TRAINYARD_REGION` | `cn-hangzhou` (the region part of OpenSearch ARNs in RAM policies) |
+//! | `rate_limit_per_second` | | `TRAINYARD_RATE_LIMIT_PER_SECOND` | 200 (requests per AccessKey; 0 turns the limit off) |
+//! | `rate_limit_burst` | | `TRAINYARD_RATE_LIMIT_BURST` | 400 (requests an idle AccessKey may send at once) |
 //!
 //! A task's lease is extended at every heartbeat; a worker that stops heartbeating (killed)
 //! loses its tasks after `task_lease_seconds`, and they run again (up to 3 attempts) or fail
@@ -69,6 +72,12 @@ pub struct ServeConfig {
     pub scheduler_tick_seconds: u64,
     /// Nice value of trainer threads (0-19), so that training does not starve the API.
     pub trainer_nice: i32,
+    /// The region part of OpenSearch ARNs (`acs:opensearch:{region}:...`).
+    pub region: String,
+    /// Requests per second per AccessKey (token bucket refill); 0 turns the limit off.
+    pub rate_limit_per_second: f64,
+    /// Bucket size: requests an idle AccessKey may send at once.
+    pub rate_limit_burst: f64,
 }
 
 impl Default for ServeConfig {
@@ -93,6 +102,9 @@ impl Default for ServeConfig {
             cron_timezone: "UTC".into(),
             scheduler_tick_seconds: 15,
             trainer_nice: 10,
+            region: "cn-hangzhou".into(),
+            rate_limit_per_second: 200.0,
+            rate_limit_burst: 400.0,
         }
     }
 }
@@ -126,7 +138,7 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
 }
 
-const ENVIRONMENT_KEYS: [&str; 19] = [
+const ENVIRONMENT_KEYS: [&str; 22] = [
     "LISTEN",
     "DATA_DIR",
     "DATABASE_URL",
@@ -146,6 +158,9 @@ const ENVIRONMENT_KEYS: [&str; 19] = [
     "CRON_TIMEZONE",
     "SCHEDULER_TICK_SECONDS",
     "TRAINER_NICE",
+    "REGION",
+    "RATE_LIMIT_PER_SECOND",
+    "RATE_LIMIT_BURST",
 ];
 
 impl ServeConfig {
@@ -190,6 +205,18 @@ impl ServeConfig {
         anyhow::ensure!((1..=1000).contains(&self.keep_generations), "keep_generations must be from 1 to 1000");
         anyhow::ensure!(self.scheduler_tick_seconds >= 1, "scheduler_tick_seconds must be at least 1");
         anyhow::ensure!((0..=19).contains(&self.trainer_nice), "trainer_nice must be from 0 to 19");
+        anyhow::ensure!(
+            !self.region.is_empty() && self.region.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-'),
+            "region must be letters, digits and '-', such as cn-hangzhou"
+        );
+        anyhow::ensure!(
+            self.rate_limit_per_second.is_finite() && self.rate_limit_per_second >= 0.0,
+            "rate_limit_per_second must be 0 (no limit) or more"
+        );
+        anyhow::ensure!(
+            self.rate_limit_burst.is_finite() && self.rate_limit_burst >= 1.0,
+            "rate_limit_burst must be at least 1"
+        );
         trainyard_runner::parse_cron_offset(&self.cron_timezone)
             .map_err(|reason| anyhow::anyhow!("cron_timezone: {reason}"))?;
         Ok(())

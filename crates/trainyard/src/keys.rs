@@ -1,6 +1,12 @@
 //! The root AccessKey: from `TRAINYARD_ACCESS_KEY_ID` / `TRAINYARD_ACCESS_KEY_SECRET` when set,
 //! else from `root-access-key.json` in the data dir, else generated on first start and written
 //! there with permissions 0600 (temp file, fsync, rename, fsync of the directory).
+//!
+//! The master key that seals RAM users' AccessKey secrets in the database
+//! (`trainyard_core::ram::SecretSealer`): from `TRAINYARD_MASTER_KEY` (64 hex digits) when set —
+//! every API node sharing one PostgreSQL database needs the same one — else from `master.key` in
+//! the data dir, else generated on first start and written there the same way (0600). Losing it
+//! makes every RAM user's key unusable (they must be re-created); the root key does not need it.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -31,6 +37,30 @@ struct KeyFile {
     access_key_secret: String,
 }
 
+/// The master key file's name in the data dir.
+pub const MASTER_KEY_FILE_NAME: &str = "master.key";
+
+/// Loads or creates the master key.
+pub fn master_key(data_dir: &Path) -> anyhow::Result<[u8; trainyard_core::ram::MASTER_KEY_BYTES]> {
+    if let Some(text) = std::env::var("TRAINYARD_MASTER_KEY").ok().filter(|value| !value.is_empty()) {
+        return parse_master_key(&text).context("TRAINYARD_MASTER_KEY must be 64 hex digits (32 bytes)");
+    }
+    let path = data_dir.join(MASTER_KEY_FILE_NAME);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        return parse_master_key(&text).with_context(|| format!("{} must hold 64 hex digits", path.display()));
+    }
+    let key = trainyard_core::ram::SecretSealer::generate_master_key();
+    let text: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private_file(&path, format!("{text}\n").as_bytes())?;
+    Ok(key)
+}
+
+fn parse_master_key(text: &str) -> anyhow::Result<[u8; trainyard_core::ram::MASTER_KEY_BYTES]> {
+    let decoded = hex::decode(text.trim())?;
+    decoded.try_into().map_err(|bytes: Vec<u8>| anyhow::anyhow!("{} bytes instead of 32", bytes.len()))
+}
+
 /// Loads or creates the root key.
 pub fn root_access_key(data_dir: &Path) -> anyhow::Result<(AccessKey, RootKeyOrigin)> {
     let environment_id = std::env::var("TRAINYARD_ACCESS_KEY_ID").ok().filter(|value| !value.is_empty());
@@ -51,7 +81,8 @@ pub fn root_access_key(data_dir: &Path) -> anyhow::Result<(AccessKey, RootKeyOri
     }
     let access_key_id = format!("TY{}", random_text(22, b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"));
     let secret = random_text(30, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
-    write_key_file(&path, &KeyFile { access_key_id: access_key_id.clone(), access_key_secret: secret.clone() })?;
+    let key_file = KeyFile { access_key_id: access_key_id.clone(), access_key_secret: secret.clone() };
+    write_private_file(&path, serde_json::to_string_pretty(&key_file)?.as_bytes())?;
     Ok((root_key(access_key_id, secret), RootKeyOrigin::Generated))
 }
 
@@ -91,10 +122,12 @@ fn random_text(length: usize, alphabet: &[u8]) -> String {
     text
 }
 
-fn write_key_file(path: &Path, key_file: &KeyFile) -> anyhow::Result<()> {
+/// Writes a file only its owner can read: temp file (0600), fsync, rename, fsync of the directory.
+fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let directory = path.parent().context("the key file has no directory")?;
-    let temporary = directory.join(format!("{KEY_FILE_NAME}.tmp"));
+    let file_name = path.file_name().context("the key file has no name")?.to_string_lossy();
+    let temporary = directory.join(format!("{file_name}.tmp"));
     let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -102,7 +135,7 @@ fn write_key_file(path: &Path, key_file: &KeyFile) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&temporary)
         .with_context(|| format!("creating {}", temporary.display()))?;
-    file.write_all(serde_json::to_string_pretty(key_file)?.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)?;
     std::fs::File::open(directory)?.sync_all()?;
@@ -133,5 +166,20 @@ mod tests {
         assert!(matches!(origin, RootKeyOrigin::KeyFile));
         assert_eq!(reloaded.access_key_id, generated.access_key_id);
         assert_eq!(expose_secret(&reloaded), expose_secret(&generated));
+    }
+
+    #[test]
+    fn the_master_key_is_generated_0600_once_and_reloaded() {
+        if std::env::var_os("TRAINYARD_MASTER_KEY").is_some() {
+            eprintln!("skipped: TRAINYARD_MASTER_KEY is set in this environment");
+            return;
+        }
+        let directory = tempfile::tempdir().unwrap();
+        let generated = master_key(directory.path()).unwrap();
+        let mode = std::fs::metadata(directory.path().join(MASTER_KEY_FILE_NAME)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(master_key(directory.path()).unwrap(), generated);
+        std::fs::write(directory.path().join(MASTER_KEY_FILE_NAME), "abc").unwrap();
+        assert!(master_key(directory.path()).is_err());
     }
 }

@@ -15,10 +15,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
+use trainyard_api::access::{AccessControl, FailedSignatures, RateLimit, RateLimiter};
 use trainyard_api::credentials::Credentials;
 use trainyard_api::{ApiConfig, AppState};
 use trainyard_core::clock::{Clock, SystemClock};
 use trainyard_core::queue::TaskQueue;
+use trainyard_core::ram::{RamService, RamStore, SecretSealer};
 use trainyard_core::service::Service;
 use trainyard_core::store::MetadataStore;
 use trainyard_data::artifacts::ArtifactStore;
@@ -136,6 +138,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         service,
         datasets: backends.datasets.clone(),
         credentials: Arc::new(Credentials::new([root_key.clone()])),
+        access: Arc::new(AccessControl {
+            ram: RamService::new(
+                backends.store.clone() as Arc<dyn RamStore>,
+                SecretSealer::new(&keys::master_key(&config.data_dir)?),
+                backends.clock.clone(),
+            ),
+            region: config.region.clone(),
+            limiter: RateLimiter::new(RateLimit {
+                requests_per_second: config.rate_limit_per_second,
+                burst: config.rate_limit_burst,
+            }),
+            failed_signatures: FailedSignatures::default(),
+        }),
         config: ApiConfig {
             max_body_bytes: config.max_body_bytes,
             max_clock_skew_seconds: config.max_clock_skew_seconds,
@@ -178,6 +193,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         shutdown_for_signal.cancel();
     });
     let app = trainyard_api::router(state);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let graceful = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let serving = tokio::spawn(async move { graceful.await });

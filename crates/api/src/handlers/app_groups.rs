@@ -2,9 +2,13 @@
 
 use axum::extract::State;
 use serde_json::Value;
+use trainyard_core::model::AppGroup;
+use trainyard_core::policy::{opensearch_any_arn, opensearch_app_arn};
+use trainyard_core::ram::{Principal, forbidden};
 use trainyard_core::service::{ListAppGroupsRequest, ModifyAppGroupRequest};
 
 use crate::AppState;
+use crate::access::decide_for;
 use crate::call::Call;
 use crate::envelope::Reply;
 use crate::error::ApiError;
@@ -38,7 +42,24 @@ pub async fn list_app_groups(State(state): State<AppState>, call: Call) -> Resul
         page_number: call.query_integer("pageNumber")?,
         page_size: call.query_integer("pageSize")?,
     };
-    let page = state.service.list_app_groups(&call.caller, request).await?;
+    if call.caller.principal == Principal::Root {
+        let page = state.service.list_app_groups(&call.caller, request).await?;
+        return Ok(Reply::page(page.items.iter().map(app_group_result).collect(), page.total_count));
+    }
+    // A RAM user sees the app groups it may list (crate::access documents the rule).
+    let action = call.operation.ram_action();
+    let account = &call.caller.account_id.0;
+    let allows =
+        |resource: &str| decide_for(&call.caller, &call.policies.0, action, resource, call.context).is_allowed();
+    let visible = |app_group: &AppGroup| allows(&opensearch_app_arn(&state.access.region, account, &app_group.name));
+    let page = state.service.list_visible_app_groups(&call.caller, request, &visible).await?;
+    if page.total_count == 0 {
+        let any = opensearch_any_arn(&state.access.region, account);
+        let decision = decide_for(&call.caller, &call.policies.0, action, &any, call.context);
+        if !decision.is_allowed() {
+            return Err(forbidden(&decision, action, &any).into());
+        }
+    }
     Ok(Reply::page(page.items.iter().map(app_group_result).collect(), page.total_count))
 }
 

@@ -5,6 +5,7 @@ pub mod app_groups;
 pub mod data;
 pub mod default_instance;
 pub mod instances;
+pub mod ram;
 pub mod resources;
 pub mod serving;
 pub mod tasks;

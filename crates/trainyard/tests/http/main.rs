@@ -9,6 +9,7 @@ mod default_instance;
 mod import;
 mod instances;
 mod limits;
+mod ram;
 mod resources;
 mod restart;
 mod signatures;

@@ -46,6 +46,11 @@ impl TestServer {
         TestServer::start_fresh(&with_workers)
     }
 
+    /// Starts a server on a fresh data dir with extra environment variables (no workers).
+    pub fn start_fresh_with(environment: &[(&str, &str)]) -> TestServer {
+        TestServer::start_fresh(environment)
+    }
+
     fn start_fresh(environment: &[(&str, &str)]) -> TestServer {
         let temporary_dir = tempfile::tempdir().expect("temp dir");
         let data_dir = temporary_dir.path().join("data");
