@@ -975,7 +975,8 @@ fn main() {
     let data_dir = temporary_dir.path().join("data");
     // While training: one worker (the server's default), and no background compaction inside
     // the measurement (the bench compacts the loaded events itself).
-    let mut environment: Vec<(&str, &str)> = Vec::new();
+    // The bench measures the server, not the per-AccessKey rate limit.
+    let mut environment: Vec<(&str, &str)> = vec![("TRAINYARD_RATE_LIMIT_PER_SECOND", "0")];
     if let Some(training) = &settings.train_during {
         environment.push(("TRAINYARD_WORKER_CONCURRENCY", "1"));
         environment.push(("TRAINYARD_COMPACTION_INTERVAL_SECONDS", "3600"));

@@ -1,12 +1,12 @@
 //! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API,
 //! metadata, the data plane and its compactor, the task runner and the cron scheduler);
-//! `trainyard worker` runs the task runner alone; `import`, `stats`, `compact` and `cancel` are
-//! tools that talk to a running server.
+//! `trainyard worker` runs the task runner alone; `import`, `stats`, `compact`, `cancel`,
+//! `users`, `keys` and `policies` are tools that talk to a running server.
 //!
 //! # What lives here
 //! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]), the server
 //! lifecycle ([`server`]) and the command-line tools ([`client`], [`import`],
-//! [`dataset_commands`]): wiring only. Domain rules live in `trainyard-core`, HTTP in
+//! [`dataset_commands`], [`ram_commands`]): wiring only. Domain rules live in `trainyard-core`, HTTP in
 //! `trainyard-api`, SQL in `trainyard-store`, records and files in `trainyard-data`.
 
 mod client;
@@ -14,6 +14,7 @@ mod config;
 mod dataset_commands;
 mod import;
 mod keys;
+mod ram_commands;
 mod server;
 mod task_commands;
 
@@ -41,6 +42,12 @@ enum Command {
     Stats(dataset_commands::StatsArgs),
     /// Compact an app group's ingest log into Parquet files now.
     Compact(dataset_commands::CompactArgs),
+    /// Manage the RAM users of a running server.
+    Users(ram_commands::UsersArgs),
+    /// Manage RAM users' AccessKeys (create, list, disable, enable, delete, rotate).
+    Keys(ram_commands::KeysArgs),
+    /// Manage RAM policies, attach them to users, and simulate a decision.
+    Policies(ram_commands::PoliciesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,5 +70,8 @@ fn main() -> anyhow::Result<()> {
         Command::Import(arguments) => runtime.block_on(import::run(arguments)),
         Command::Stats(arguments) => runtime.block_on(dataset_commands::stats(arguments)),
         Command::Compact(arguments) => runtime.block_on(dataset_commands::compact(arguments)),
+        Command::Users(arguments) => runtime.block_on(ram_commands::users(arguments)),
+        Command::Keys(arguments) => runtime.block_on(ram_commands::keys(arguments)),
+        Command::Policies(arguments) => runtime.block_on(ram_commands::policies(arguments)),
     }
 }

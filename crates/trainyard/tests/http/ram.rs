@@ -430,3 +430,86 @@ async fn each_access_key_is_rate_limited_on_its_own() {
     // Another key is not affected by this one's burst.
     root.call("ListUsers", "GET", USERS, &[], None).await.expect_ok();
 }
+
+/// Runs `trainyard GROUP <client flags> ARGS...` as the root; (success, stdout, stderr).
+fn cli(server: &TestServer, group: &str, arguments: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .arg(group)
+        .args(["--endpoint", &server.address])
+        .args(["--access-key-id", crate::support::ACCESS_KEY_ID])
+        .args(["--access-key-secret", crate::support::ACCESS_KEY_SECRET])
+        .args(arguments)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_manages_users_keys_policies_and_simulates() {
+    let server = TestServer::start();
+    let directory = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = cli(&server, "users", &["create", "alice", "--display-name", "Alice"]);
+    assert!(ok, "{stdout}{stderr}");
+    let reader = directory.path().join("reader.json");
+    std::fs::write(
+        &reader,
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"opensearch:Describe*","Resource":"acs:opensearch:*:*:apps/*"}]}"#,
+    )
+    .unwrap();
+    let reader_path = reader.to_str().unwrap();
+    assert!(cli(&server, "policies", &["create", "Reader", "--document", reader_path]).0);
+    let broken = directory.path().join("broken.json");
+    std::fs::write(&broken, r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"*"}]}"#).unwrap();
+    let (ok, _, stderr) = cli(&server, "policies", &["create", "Broken", "--document", broken.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("policyDocument.Statement[0]") && stderr.contains("Resource or NotResource"), "{stderr}");
+    assert!(cli(&server, "policies", &["attach", "Reader", "--user", "alice"]).0);
+
+    let (ok, stdout, stderr) = cli(&server, "keys", &["create", "--user", "alice"]);
+    assert!(ok, "{stderr}");
+    let key_id = stdout.lines().find_map(|line| line.strip_prefix("AccessKey id: ")).unwrap().to_string();
+    let secret = stdout.lines().find_map(|line| line.strip_prefix("AccessKey secret: ")).unwrap();
+    let secret = secret.split(' ').next().unwrap().to_string();
+    let alice = Client::new(&server.address, &key_id, &secret);
+    server.client().create_app_group("my_app").await.expect_ok();
+    alice.call("DescribeAppGroup", "GET", "/v4/openapi/app-groups/my_app", &[], None).await.expect_ok();
+
+    let resource = "acs:opensearch:cn-hangzhou:root:apps/my_app";
+    let (ok, stdout, _) = cli(
+        &server,
+        "policies",
+        &["simulate", "--user", "alice", "--action", "opensearch:DescribeFunction", "--resource", resource],
+    );
+    assert!(ok);
+    assert!(stdout.contains("allowed") && stdout.contains("policy Reader Statement[0]"), "{stdout}");
+    let (_, stdout, _) = cli(
+        &server,
+        "policies",
+        &["simulate", "--user", "alice", "--action", "opensearch:WriteFunction", "--resource", resource],
+    );
+    assert!(stdout.contains("denied") && stdout.contains("implicit deny"), "{stdout}");
+
+    // Rotation: a second key, both work until the old one is deleted.
+    let (ok, stdout, _) = cli(&server, "keys", &["rotate", "--user", "alice", &key_id]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("still works"), "{stdout}");
+    assert!(cli(&server, "keys", &["disable", "--user", "alice", &key_id]).0);
+    let (_, listed, _) = cli(&server, "keys", &["list", "--user", "alice"]);
+    assert!(listed.lines().any(|line| line.starts_with(&key_id) && line.contains("Inactive")), "{listed}");
+    alice
+        .call("DescribeAppGroup", "GET", "/v4/openapi/app-groups/my_app", &[], None)
+        .await
+        .expect_error(400, "InvalidAccessKeyId.Inactive");
+    assert!(cli(&server, "keys", &["delete", "--user", "alice", &key_id]).0);
+    let (_, listed, _) = cli(&server, "keys", &["list", "--user", "alice"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let (_, users, _) = cli(&server, "users", &["list"]);
+    assert!(users.starts_with("alice\tAlice"), "{users}");
+    let (ok, _, stderr) = cli(&server, "policies", &["delete", "Reader"]);
+    assert!(!ok && stderr.contains("DeleteConflict.Policy.User"), "{stderr}");
+}
