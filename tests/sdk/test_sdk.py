@@ -2202,3 +2202,91 @@ def test_zz_every_operation_was_exercised(request):
     asynchronous = sorted(operation for operation in ALL_OPERATIONS if "async" in CALLED.get(operation, set()))
     assert len(asynchronous) >= 10, asynchronous
     print(f"\noperations through ACS3: {len(ALL_OPERATIONS)}; v2: {len(v2)}; async: {len(asynchronous)}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# RAM: users, AccessKeys and policies (set up through Trainyard's admin API, signed by the SDK's
+# generic call_api with the root key; then exercised through the SDK as the RAM user)
+# ---------------------------------------------------------------------------------------------
+
+
+def ram_user_client(client, statements):
+    """Creates a RAM user with one policy of `statements` and an AccessKey; returns the SDK
+    client signing as that user, the user's name and the key id."""
+    user = unique("user")
+    policy = unique("policy")
+    call_api(client, "CreateUser", "POST", "/v4/openapi/ram/users", body={"userName": user})
+    document = json.dumps({"Version": "1", "Statement": statements})
+    call_api(
+        client, "CreatePolicy", "POST", "/v4/openapi/ram/policies",
+        body={"policyName": policy, "policyDocument": document},
+    )
+    call_api(client, "AttachPolicyToUser", "POST", f"/v4/openapi/ram/users/{user}/policies/{policy}")
+    created = call_api(client, "CreateAccessKey", "POST", f"/v4/openapi/ram/users/{user}/access-keys")
+    key = created["Result"]
+    assert len(key["AccessKeySecret"]) == 30, key
+    return make_client(access_key_id=key["AccessKeyId"], access_key_secret=key["AccessKeySecret"]), user, key["AccessKeyId"]
+
+
+def test_ram_read_only_user_can_get_and_list_but_not_create_tasks(client, app):
+    name = unique("ctr")
+    ok(create_instance(client, app, "ctr", name, "tf_checkpoint"))
+    reader, _, _ = ram_user_client(
+        client,
+        [{"Effect": "Allow", "Action": ["opensearch:Describe*", "opensearch:ListAppGroup"], "Resource": "*"}],
+    )
+    assert ok(get_instance(reader, app, "ctr", name)).result.instance_name == name
+    assert [item.instance_name for item in ok(list_instances(reader, app, "ctr")).result] == [name]
+    ok(list_tasks(reader, app, "ctr", name))
+    assert app in [group.name for group in ok_app(reader.list_app_groups(models.ListAppGroupsRequest(page_size=100))).result]
+    error = expect_error(
+        "Forbidden.RAM", 403, reader.create_function_task, app, "ctr", name,
+        contains=("opensearch:WriteFunction", f"apps/{app}"),
+    )
+    assert "CreateFunctionTask" not in error.message
+    expect_error(
+        "Forbidden.RAM", 403, create_instance, reader, app, "ctr", unique("ctr"), "tf_checkpoint",
+    )
+    # Nothing was created.
+    assert ok(list_tasks(client, app, "ctr", name)).result == []
+
+
+def test_ram_user_scoped_to_one_app_group_cannot_see_another(client):
+    mine, other = unique("app"), unique("app")
+    create_app_group(client, mine)
+    create_app_group(client, other)
+    try:
+        scoped, _, _ = ram_user_client(
+            client, [{"Effect": "Allow", "Action": "opensearch:*", "Resource": f"acs:opensearch:*:*:apps/{mine}"}]
+        )
+        ok_app(scoped.describe_app_group(mine))
+        expect_error("Forbidden.RAM", 403, scoped.describe_app_group, other, contains=f"apps/{other}")
+        expect_error("Forbidden.RAM", 403, list_instances, scoped, other, "ctr")
+        expect_error("Forbidden.RAM", 403, scoped.remove_app_group, other)
+        listed = ok_app(scoped.list_app_groups(models.ListAppGroupsRequest(page_size=100)))
+        assert [group.name for group in listed.result] == [mine]
+        assert listed.total_count == 1
+        ok_app(client.describe_app_group(other))
+    finally:
+        client.remove_app_group(mine)
+        client.remove_app_group(other)
+
+
+def test_ram_disabled_and_deleted_keys_fail(client):
+    user_client, user, key_id = ram_user_client(client, [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
+    ok_app(user_client.list_app_groups(models.ListAppGroupsRequest()))
+    key_path = f"/v4/openapi/ram/users/{user}/access-keys/{key_id}"
+    call_api(client, "UpdateAccessKey", "PUT", key_path, body={"status": "Inactive"})
+    expect_error("InvalidAccessKeyId.Inactive", 400, user_client.list_app_groups, models.ListAppGroupsRequest())
+    call_api(client, "UpdateAccessKey", "PUT", key_path, body={"status": "Active"})
+    ok_app(user_client.list_app_groups(models.ListAppGroupsRequest()))
+    call_api(client, "DeleteAccessKey", "DELETE", key_path)
+    expect_error("InvalidAccessKeyId.NotFound", 404, user_client.list_app_groups, models.ListAppGroupsRequest())
+
+
+def test_ram_a_non_admin_user_cannot_manage_keys(client):
+    operator, user, _ = ram_user_client(client, [{"Effect": "Allow", "Action": "opensearch:*", "Resource": "*"}])
+    with pytest.raises(ClientException) as caught:
+        call_api(operator, "CreateAccessKey", "POST", f"/v4/openapi/ram/users/{user}/access-keys")
+    assert (caught.value.code, caught.value.status_code) == ("Forbidden.RAM", 403)
+    assert "ram:CreateAccessKey" in caught.value.message
