@@ -1,7 +1,8 @@
 //! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API,
 //! metadata, the data plane and its compactor, the task runner and the cron scheduler);
 //! `trainyard worker` runs the task runner alone; `import`, `stats`, `compact` and `cancel` are
-//! tools that talk to a running server.
+//! tools that talk to a running server; `train-offline` trains in-process on a stopped server's
+//! data dir.
 //!
 //! # What lives here
 //! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]), the server
@@ -14,6 +15,7 @@ mod config;
 mod dataset_commands;
 mod import;
 mod keys;
+mod offline;
 mod server;
 mod task_commands;
 
@@ -41,6 +43,9 @@ enum Command {
     Stats(dataset_commands::StatsArgs),
     /// Compact an app group's ingest log into Parquet files now.
     Compact(dataset_commands::CompactArgs),
+    /// Train one function in this process on a stopped server's data dir (benchmarks,
+    /// debugging); records nothing.
+    TrainOffline(offline::TrainOfflineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Import(arguments) => runtime.block_on(import::run(arguments)),
         Command::Stats(arguments) => runtime.block_on(dataset_commands::stats(arguments)),
         Command::Compact(arguments) => runtime.block_on(dataset_commands::compact(arguments)),
+        Command::TrainOffline(arguments) => runtime.block_on(offline::run(arguments)),
     }
 }
