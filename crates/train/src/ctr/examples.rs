@@ -17,16 +17,23 @@
 //!    (the item was shown, or it could not have been clicked). Further label events of a
 //!    labelled pair are duplicates. The user is `user_id`, else `imei`, of the exposure (of the
 //!    label event for a label without exposure).
-//! 3. **Prior counts without leakage.** Each item's counts move in time order: an impression
+//! 3. **Split.** Each example is a training or a holdout example, decided when it is made:
+//!    by time (its time at or after the split time: the holdout is the last part of the time
+//!    range) or at random (a seeded hash of its (`rn`, `item_id`) key, so a rerun makes the
+//!    same choice, and VW gets the same split).
+//! 4. **Prior counts without leakage.** Each item's counts move in time order: an impression
 //!    counts as an exposure at its time, its click as a click at the click's time (never
 //!    before the exposure). An example records the counts its item had **strictly before** its
 //!    time: updates of one second are applied after every example of that second has read the
-//!    counts, so an example never sees its own outcome, nor a later one. The counts just
-//!    before the split time are kept for the evaluation (see `ctr`), and the counts at the end
-//!    are the served model's.
-//! 4. **Examples file**: each example, once its label is final (the next day has been joined),
-//!    is written in time order as a 24-byte record to a second temporary file, which the
-//!    learners stream through once per epoch. Both files are deleted when dropped.
+//!    counts, so an example never sees its own outcome, nor a later one. **Only training
+//!    examples move these counts**: a holdout outcome never reaches any example's prior (with
+//!    a time split the holdout thus reads the counts as they were at the split). A second
+//!    tally over every example (`final_counts`) is what the served model ships: serving may
+//!    know everything.
+//! 5. **Examples files**: each example, once its label is final (the next day has been
+//!    joined), is written in time order as a 24-byte record to the training or the holdout
+//!    temporary file, which the learners stream through (the training file once per epoch).
+//!    The files are deleted when dropped.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -186,6 +193,27 @@ impl DaySpill {
     }
 }
 
+/// How examples are split between training and holdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// Examples at or after this time (Unix seconds) are held out.
+    Time { split_time: i64 },
+    /// Each example is held out with probability `per_ten_thousand / 10000`, by a hash of its
+    /// join key and the seed.
+    Random { seed: u64, per_ten_thousand: u64 },
+}
+
+impl Split {
+    fn is_holdout(&self, time: i64, key: u64) -> bool {
+        match *self {
+            Split::Time { split_time } => time >= split_time,
+            Split::Random { seed, per_ten_thousand } => {
+                super::features::mix64(key ^ super::features::mix64(seed)) % 10_000 < per_ten_thousand
+            }
+        }
+    }
+}
+
 /// The examples, in time order, in a temporary file.
 pub(crate) struct ExampleFile {
     file: tempfile::NamedTempFile,
@@ -248,7 +276,11 @@ pub(crate) struct Spilled {
 /// The join key of (`rn`, `item_id`): fixed keys, so runs are reproducible.
 fn join_key(rn: &str, item_id: &str) -> u64 {
     use super::features::{FieldTag, hash_pair, hash_text};
-    hash_pair(FieldTag::ItemId, hash_text(FieldTag::UserId, rn.as_bytes()), hash_text(FieldTag::ItemId, item_id.as_bytes()))
+    hash_pair(
+        FieldTag::ItemId,
+        hash_text(FieldTag::UserId, rn.as_bytes()),
+        hash_text(FieldTag::ItemId, item_id.as_bytes()),
+    )
 }
 
 /// Reads the window's behavior, keeping exposures and label events, into a day spill.
@@ -338,14 +370,41 @@ pub(crate) struct JoinReport {
     pub training_positives: u64,
 }
 
+/// Writes examples to a temporary file.
+struct ExampleWriter {
+    writer: BufWriter<tempfile::NamedTempFile>,
+    count: u64,
+}
+
+impl ExampleWriter {
+    fn new() -> Result<ExampleWriter, TrainError> {
+        let file = tempfile::NamedTempFile::new().map_err(io_error("creating the temporary file of the examples"))?;
+        Ok(ExampleWriter { writer: BufWriter::with_capacity(256 * 1024, file), count: 0 })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        self.writer.write_all(bytes).map_err(io_error("writing the temporary file of the examples"))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(self, base: i64) -> Result<ExampleFile, TrainError> {
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|error| io_error("writing the temporary file of the examples")(error.into_error()))?;
+        Ok(ExampleFile { file, base, count: self.count })
+    }
+}
+
 /// The joined examples.
 pub(crate) struct Joined {
-    pub examples: ExampleFile,
-    /// Examples before the split time (the file's first `split_index`).
-    pub split_index: u64,
-    /// Each item's counts over the events before the split time.
-    pub counts_at_split: Vec<PriorCounts>,
-    /// Each item's counts over every event.
+    pub training: ExampleFile,
+    pub holdout: ExampleFile,
+    /// Each item's counts over the training examples (what the baseline and the prior fit
+    /// see).
+    pub training_counts: Vec<PriorCounts>,
+    /// Each item's counts over every example (what the served model ships).
     pub final_counts: Vec<PriorCounts>,
     pub report: JoinReport,
 }
@@ -356,6 +415,8 @@ struct Pending {
     key: u64,
     /// A label event with no impression: it counts as an exposure and a click at its time.
     without_exposure: bool,
+    /// Held out: its outcome does not move the training counts.
+    holdout: bool,
     example: Example,
 }
 
@@ -365,16 +426,19 @@ enum Moment {
     /// Pending example `index` of the current day reads its item's counts, then counts as an
     /// exposure (and as a click when it is a label without exposure).
     Example { index: usize },
-    /// A click of an impression of `item`.
-    Click { item: u32 },
+    /// A click of an impression of `item` (of a holdout example or not).
+    Click { item: u32, holdout: bool },
 }
 
 struct Joiner {
     base: i64,
-    split_time: i64,
-    writer: BufWriter<tempfile::NamedTempFile>,
+    split: Split,
+    training: ExampleWriter,
+    holdout: ExampleWriter,
+    /// Counts over training examples: what every example's prior reads.
     counts: Vec<PriorCounts>,
-    counts_at_split: Option<Vec<PriorCounts>>,
+    /// Counts over every example: the served model's.
+    all_counts: Vec<PriorCounts>,
     report: JoinReport,
     encoded: [u8; RECORD_BYTES],
     /// The previous day's examples and their keys (their labels can still come).
@@ -384,24 +448,41 @@ struct Joiner {
 }
 
 impl Joiner {
-    fn item_counts(&mut self, item: u32) -> &mut PriorCounts {
+    fn item_counts(counts: &mut Vec<PriorCounts>, item: u32) -> &mut PriorCounts {
         let index = item as usize;
-        if self.counts.len() <= index {
-            self.counts.resize(index + 1, PriorCounts::default());
+        if counts.len() <= index {
+            counts.resize(index + 1, PriorCounts::default());
         }
-        &mut self.counts[index]
+        &mut counts[index]
     }
 
-    fn write(&mut self, example: &Example) -> Result<(), TrainError> {
+    /// Counts an exposure (and a click) of `item`: in every tally, and in the training one
+    /// unless it is a holdout outcome.
+    fn count(&mut self, item: u32, exposures: u32, clicks: u32, holdout: bool) {
+        Self::add(&mut self.all_counts, item, exposures, clicks);
+        if !holdout {
+            Self::add(&mut self.counts, item, exposures, clicks);
+        }
+    }
+
+    fn add(tally: &mut Vec<PriorCounts>, item: u32, exposures: u32, clicks: u32) {
+        let counts = Self::item_counts(tally, item);
+        counts.exposures = counts.exposures.saturating_add(exposures);
+        counts.clicks = counts.clicks.saturating_add(clicks);
+    }
+
+    fn write(&mut self, pending: &Pending) -> Result<(), TrainError> {
+        let example = &pending.example;
         example.encode(self.base, &mut self.encoded);
-        self.writer.write_all(&self.encoded).map_err(io_error("writing the temporary file of the examples"))?;
         self.report.examples += 1;
         self.report.positives += u64::from(example.label);
-        if example.time < self.split_time {
+        if pending.holdout {
+            self.holdout.write(&self.encoded)
+        } else {
             self.report.training_examples += 1;
             self.report.training_positives += u64::from(example.label);
+            self.training.write(&self.encoded)
         }
-        Ok(())
     }
 
     /// Writes the previous day's examples: their labels are final.
@@ -409,7 +490,7 @@ impl Joiner {
         let mut finished = std::mem::take(&mut self.yesterday);
         finished.sort_by_key(|pending| (pending.example.time, pending.key, pending.example.user, pending.example.item));
         for pending in &finished {
-            self.write(&pending.example)?;
+            self.write(pending)?;
         }
         self.yesterday_keys.clear();
         self.yesterday_day = None;
@@ -432,6 +513,7 @@ impl Joiner {
             today.push(Pending {
                 key: event.key,
                 without_exposure: false,
+                holdout: self.split.is_holdout(event.time, event.key),
                 example: Example {
                     time: event.time,
                     user: event.user,
@@ -443,19 +525,21 @@ impl Joiner {
             });
             self.report.impressions += 1;
         }
-        let mut moments: Vec<(i64, Moment)> = (0..today.len()).map(|index| (today[index].example.time, Moment::Example { index })).collect();
+        let mut moments: Vec<(i64, Moment)> =
+            (0..today.len()).map(|index| (today[index].example.time, Moment::Example { index })).collect();
         for event in events.iter().filter(|event| event.label) {
             let found = match today_keys.get(&event.key) {
-                Some(&index) => Some(&mut today[index].example),
-                None => self.yesterday_keys.get(&event.key).map(|&index| &mut self.yesterday[index].example),
+                Some(&index) => Some(&mut today[index]),
+                None => self.yesterday_keys.get(&event.key).map(|&index| &mut self.yesterday[index]),
             };
             match found {
-                Some(example) if example.label => self.report.duplicate_labels += 1,
-                Some(example) => {
-                    example.label = true;
+                Some(pending) if pending.example.label => self.report.duplicate_labels += 1,
+                Some(pending) => {
+                    pending.example.label = true;
                     self.report.labels_joined += 1;
                     // A click counts at its own time, never before its exposure.
-                    moments.push((event.time.max(example.time), Moment::Click { item: example.item }));
+                    let click = Moment::Click { item: pending.example.item, holdout: pending.holdout };
+                    moments.push((event.time.max(pending.example.time), click));
                 }
                 None => {
                     today_keys.insert(event.key, today.len());
@@ -463,6 +547,7 @@ impl Joiner {
                     today.push(Pending {
                         key: event.key,
                         without_exposure: true,
+                        holdout: self.split.is_holdout(event.time, event.key),
                         example: Example {
                             time: event.time,
                             user: event.user,
@@ -482,13 +567,10 @@ impl Joiner {
         while start < moments.len() {
             let time = moments[start].0;
             let end = start + moments[start..].iter().take_while(|(moment_time, _)| *moment_time == time).count();
-            if time >= self.split_time && self.counts_at_split.is_none() {
-                self.counts_at_split = Some(self.counts.clone());
-            }
             for (_, moment) in &moments[start..end] {
                 if let Moment::Example { index } = moment {
                     let item = today[*index].example.item;
-                    today[*index].example.prior = *self.item_counts(item);
+                    today[*index].example.prior = *Self::item_counts(&mut self.counts, item);
                 }
             }
             for (_, moment) in &moments[start..end] {
@@ -496,17 +578,10 @@ impl Joiner {
                     Moment::Example { index } => {
                         // An impression's click is a moment of its own; a label without
                         // exposure is clicked at its own time.
-                        let (item, without_exposure) = (today[index].example.item, today[index].without_exposure);
-                        let counts = self.item_counts(item);
-                        counts.exposures = counts.exposures.saturating_add(1);
-                        if without_exposure {
-                            counts.clicks = counts.clicks.saturating_add(1);
-                        }
+                        let pending = today[index];
+                        self.count(pending.example.item, 1, u32::from(pending.without_exposure), pending.holdout);
                     }
-                    Moment::Click { item } => {
-                        let counts = self.item_counts(item);
-                        counts.clicks = counts.clicks.saturating_add(1);
-                    }
+                    Moment::Click { item, holdout } => self.count(item, 0, 1, holdout),
                 }
             }
             start = end;
@@ -522,17 +597,17 @@ impl Joiner {
 /// Joins the spilled events into examples (see the module documentation).
 pub(crate) fn join(
     spilled: &mut Spilled,
-    split_time: i64,
+    split: Split,
     context: &TrainingContext,
     progress: &mut PhaseProgress<'_>,
 ) -> Result<Joined, TrainError> {
-    let file = tempfile::NamedTempFile::new().map_err(io_error("creating the temporary file of the examples"))?;
     let mut joiner = Joiner {
         base: spilled.spill.base,
-        split_time,
-        writer: BufWriter::with_capacity(256 * 1024, file),
+        split,
+        training: ExampleWriter::new()?,
+        holdout: ExampleWriter::new()?,
         counts: vec![PriorCounts::default(); spilled.items.len()],
-        counts_at_split: None,
+        all_counts: vec![PriorCounts::default(); spilled.items.len()],
         report: JoinReport::default(),
         encoded: [0; RECORD_BYTES],
         yesterday: Vec::new(),
@@ -548,17 +623,12 @@ pub(crate) fn join(
     }
     joiner.flush_yesterday()?;
     progress.complete();
-    let base = joiner.base;
-    let counts_at_split = joiner.counts_at_split.take().unwrap_or_else(|| joiner.counts.clone());
-    let report = joiner.report.clone();
-    let final_counts = std::mem::take(&mut joiner.counts);
-    let file = joiner.writer.into_inner().map_err(|error| io_error("writing the temporary file of the examples")(error.into_error()))?;
-    file.as_file().sync_data().ok();
+    let Joiner { base, training, holdout, counts, all_counts, report, .. } = joiner;
     Ok(Joined {
-        examples: ExampleFile { file, base, count: report.examples },
-        split_index: report.training_examples,
-        counts_at_split,
-        final_counts,
+        training: training.finish(base)?,
+        holdout: holdout.finish(base)?,
+        training_counts: counts,
+        final_counts: all_counts,
         report,
     })
 }

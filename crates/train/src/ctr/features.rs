@@ -369,7 +369,10 @@ impl ItemFeatures {
             texts_of(value, |text| {
                 let trimmed = text.trim();
                 if !trimmed.is_empty() && category_hashes.len() < MAX_CROSS_VALUES {
-                    push_distinct(&mut category_hashes, hash_text(FieldTag::Category, trimmed.to_lowercase().as_bytes()));
+                    push_distinct(
+                        &mut category_hashes,
+                        hash_text(FieldTag::Category, trimmed.to_lowercase().as_bytes()),
+                    );
                 }
             });
             normalized(space, &category_hashes, &mut features);
@@ -591,8 +594,13 @@ mod tests {
         assert_ne!(hash_text(FieldTag::Title, b"red"), hash_text(FieldTag::Tag, b"red"));
         assert_ne!(hash_text(FieldTag::Title, b"ab"), hash_text(FieldTag::Title, b"ab\0"));
         assert_ne!(hash_pair(FieldTag::UserCrossCategory, 1, 2), hash_pair(FieldTag::UserCrossCategory, 2, 1));
-        assert_eq!(hash_text(FieldTag::ItemId, b"item-1"), 0x73E6_8C8F_E2CD_6B36, "{:#X}", hash_text(FieldTag::ItemId, b"item-1"));
-        assert_eq!(hash_number(FieldTag::Hour, 7), 0x4A6D_F1C1_B5AF_93B1, "{:#X}", hash_number(FieldTag::Hour, 7));
+        assert_eq!(
+            hash_text(FieldTag::ItemId, b"item-1"),
+            0xA121_9B77_EF3C_693B,
+            "{:#X}",
+            hash_text(FieldTag::ItemId, b"item-1")
+        );
+        assert_eq!(hash_number(FieldTag::Hour, 7), 0x1C55_790A_79DB_84D7, "{:#X}", hash_number(FieldTag::Hour, 7));
         let space = space();
         let slot = space.slot(hash_text(FieldTag::ItemId, b"item-1"));
         assert!((slot as usize) < space.slots());
@@ -601,18 +609,18 @@ mod tests {
     #[test]
     fn tokens_are_lowercased_words_and_han_unigrams_and_bigrams() {
         assert_eq!(collect_tokens("Ice Storm, The (1997)", 10), ["ice", "storm", "the", "1997"]);
-        assert_eq!(collect_tokens("红色连衣裙 Dress", 10), ["红", "色", "红色", "连", "色连", "衣", "连衣", "裙", "衣裙", "dress"]);
+        assert_eq!(
+            collect_tokens("红色连衣裙 Dress", 10),
+            ["红", "色", "红色", "连", "色连", "衣", "连衣", "裙", "衣裙", "dress"]
+        );
         assert_eq!(collect_tokens("a b c d", 2), ["a", "b"]);
         assert!(collect_tokens(" ,;", 5).is_empty());
     }
 
     #[test]
     fn the_same_token_in_title_and_tags_makes_different_slots() {
-        let names = ItemFieldNames {
-            title: Some("title".into()),
-            tags: Some("genres".into()),
-            ..ItemFieldNames::default()
-        };
+        let names =
+            ItemFieldNames { title: Some("title".into()), tags: Some("genres".into()), ..ItemFieldNames::default() };
         let fields = json!({"title": "Drama", "genres": ["Drama", "Sci-Fi"]});
         let item = ItemFeatures::build(&space(), &names, "7", fields.as_object());
         // id, one title token, two tags.

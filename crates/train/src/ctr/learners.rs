@@ -206,10 +206,6 @@ impl Learner {
         }
     }
 
-    pub fn hyper(&self) -> &Hyper {
-        &self.hyper
-    }
-
     /// The initial value of factor `factor` of `slot`: uniform in ±INIT_SCALE/√k.
     fn initial_factor(&self, slot: u32, factor: usize) -> f32 {
         let hash = mix64(self.hyper.seed ^ mix64((u64::from(slot) << 8) | factor as u64));
@@ -266,9 +262,8 @@ impl Learner {
                 let row = feature.slot as usize * self.stride;
                 let factors = &scratch.factors[index * k..(index + 1) * k];
                 let x = feature.value;
-                for factor in 0..k {
-                    let value = factors[factor];
-                    let gradient = error * x * (scratch.sums[factor] - value * x) + l2 * value;
+                for (factor, (&value, &sum)) in factors.iter().zip(&scratch.sums).enumerate() {
+                    let gradient = error * x * (sum - value * x) + l2 * value;
                     let accumulated = table.get(row + k + factor) + gradient * gradient;
                     table.set(row + k + factor, accumulated);
                     // Read the current value (another example may have moved it since the
@@ -294,7 +289,8 @@ impl Learner {
         let mut factors = vec![0.0f32; k];
         for slot in 0..self.slots as u32 {
             let weight = self.linear(slot);
-            let has_factors = self.factors.as_ref().is_some_and(|table| table.get(slot as usize * self.stride + k) != 0.0);
+            let has_factors =
+                self.factors.as_ref().is_some_and(|table| table.get(slot as usize * self.stride + k) != 0.0);
             if weight == 0.0 && !has_factors {
                 continue;
             }
@@ -357,10 +353,14 @@ pub(crate) enum PassMode {
     Predict,
 }
 
+/// The scores of a `Predict` pass, per block index.
+type ScoredBlocks = Vec<(u64, Vec<(f32, bool)>)>;
+
 /// Runs `learner` over `examples[range]` with `threads` workers (see the module documentation).
 /// `features_of` makes an example's features. `on_progress` is called from this thread every
 /// 50 ms or so with the examples processed so far in this pass; cancellation is checked
 /// between blocks. Returns, for `Predict`, each example's probability and label in file order.
+#[allow(clippy::too_many_arguments, reason = "one pass's inputs, each used once; a struct would only rename them")]
 pub(crate) fn run_pass<F>(
     learner: &Learner,
     examples: &ExampleFile,
@@ -382,7 +382,7 @@ where
     let next_block = AtomicU64::new(0);
     let processed = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let worker = || -> Result<Vec<(u64, Vec<(f32, bool)>)>, TrainError> {
+    let worker = || -> Result<ScoredBlocks, TrainError> {
         let mut reader = examples.reader()?;
         let mut block = Vec::with_capacity(BLOCK_EXAMPLES);
         let mut features = Vec::with_capacity(64);
@@ -415,8 +415,8 @@ where
             processed.fetch_add(count as u64, Ordering::Relaxed);
         }
     };
-    let outcomes: Vec<Result<Vec<(u64, Vec<(f32, bool)>)>, TrainError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.max(1)).map(|_| scope.spawn(&worker)).collect();
+    let outcomes: Vec<Result<ScoredBlocks, TrainError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1)).map(|_| scope.spawn(worker)).collect();
         while !handles.iter().all(|handle| handle.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             if context.is_cancelled() {
@@ -426,7 +426,9 @@ where
         }
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| Err(TrainError::Internal("a training thread panicked".into()))))
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| Err(TrainError::Internal("a training thread panicked".into())))
+            })
             .collect()
     });
     on_progress(processed.load(Ordering::Relaxed));
