@@ -1,6 +1,6 @@
 //! Model artifacts on the object store, beside the datasets:
 //! `models/app_group_id=<id>/function=<fn>/instance=<name>/generation=<g>/model-<attempt>.<ext>` (one file per attempt; `<ext>`
-//! is `bin` for ctr's binary artifact, `json` for the others).
+//! is `tyctr` for ctr's binary artifact, `json` for the others).
 //!
 //! Artifacts are written once under a path that names their generation, and recorded (path,
 //! SHA-256, size) on the task row in the same step that marks the task successful; the serving
@@ -38,7 +38,7 @@ pub fn instance_models_prefix(app_group_id: i64, function: FunctionName, instanc
 /// object store (the serving side never relies on it).
 pub fn artifact_extension(function: FunctionName) -> &'static str {
     match function {
-        FunctionName::Ctr => "bin",
+        FunctionName::Ctr => "tyctr",
         _ => "json",
     }
 }

@@ -589,3 +589,21 @@ impl Reader<'_> {
         Ok(keys)
     }
 }
+
+/// What serving and the benchmarks ask about the tables.
+impl CtrModel {
+    /// Whether the model knows the item (its features and click history).
+    pub fn knows_item(&self, item_id: &str) -> bool {
+        self.items.contains_key(item_id)
+    }
+
+    /// The ids of the items the model knows, in no particular order.
+    pub fn known_item_ids(&self) -> impl Iterator<Item = &str> {
+        self.items.keys().map(String::as_str)
+    }
+
+    /// The ids of the users with USER-record features, in no particular order.
+    pub fn known_user_ids(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+}
