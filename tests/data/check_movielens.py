@@ -845,6 +845,123 @@ def check_pop(client, raw, shift, figures):
         figures[instance]["scores"] = {entry["item_id"]: entry["score"] for entry in scores[:3]}
 
 
+# The ctr instance of the check: the kit's fields as item and user features, and a window that
+# holds all of MovieLens' seven months.
+CTR_CREATE = {
+    "id_field": "item_id",
+    "title_field": "title",
+    "tags_field": "genres",
+    "user_fields": "age,gender,occupation",
+    "training_window_days": "365",
+}
+CTR_HOLDOUT_PERCENT = 10  # the catalog default
+# Strengths of the Beta smoothing tried for the baseline; the best one ON THE HOLDOUT is kept, so
+# the baseline the model must beat is the strongest of the family, not a straw man.
+BASELINE_STRENGTHS = (1, 2, 5, 10, 20, 50, 100, 200)
+CTR_SCORED_ITEMS = 100
+
+
+def auc_of(scored):
+    """AUC of (score, label) pairs: the probability that a random positive outscores a random
+    negative, ties counting half (rank-sum with average ranks)."""
+    ordered = sorted(scored, key=lambda pair: pair[0])
+    positives = sum(1 for _, label in scored if label)
+    negatives = len(scored) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    rank_sum, index = 0.0, 0
+    while index < len(ordered):
+        end = index
+        while end + 1 < len(ordered) and ordered[end + 1][0] == ordered[index][0]:
+            end += 1
+        average_rank = (index + end) / 2 + 1
+        rank_sum += average_rank * sum(1 for _, label in ordered[index : end + 1] if label)
+        index = end + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def smoothed_popularity_baseline(raw, split_time, shift):
+    """The smoothed-popularity baseline, computed here from the raw ratings and nothing of the
+    trainer's but its split time: each rating is an impression (clicked when rating >= 4); an
+    item's score is its click rate over the impressions before the split, Beta-smoothed toward
+    the global rate with strength k: (clicks + k * rate) / (impressions + k); AUC over the
+    impressions at or after the split. Returns (best auc, its k, holdout size)."""
+    training, holdout = [], []
+    for rating in raw.ratings:
+        example = (rating["item_id"], float(rating["rating"]) >= 4)
+        (training if int(rating["timestamp"]) + shift < split_time else holdout).append(example)
+    clicks, impressions = collections.Counter(), collections.Counter()
+    for item, clicked in training:
+        impressions[item] += 1
+        clicks[item] += clicked
+    global_rate = sum(clicks.values()) / max(1, len(training))
+    best = None
+    for strength in BASELINE_STRENGTHS:
+        scored = [
+            ((clicks[item] + strength * global_rate) / (impressions[item] + strength), clicked) for item, clicked in holdout
+        ]
+        auc = auc_of(scored)
+        if auc is not None and (best is None or auc > best[0]):
+            best = (auc, strength)
+    return (best[0], best[1], len(holdout)) if best else (None, None, len(holdout))
+
+
+def score_ctr(client, body):
+    """QueryCtr (`POST /v3/openapi/apps/APP_NOW/actions/ctr`) through the SDK's call_api."""
+    params = open_api_models.Params(
+        action="QueryCtr", version="2017-12-25", protocol="HTTP", pathname=f"/v3/openapi/apps/{APP_NOW}/actions/ctr",
+        method="POST", auth_type="AK", style="ROA", req_body_type="json", body_type="json",
+    )
+    return client.call_api(params, open_api_models.OpenApiRequest(body=body), RuntimeOptions())["body"]
+
+
+def check_ctr(client, raw, shift, figures):
+    for model in ("fm", "ftrl_lr"):
+        instance = f"ctr_{model}"
+        create = dict(CTR_CREATE, model=model)
+        trained = run_task(client, "ctr", instance, "tf_checkpoint", create)
+        if trained is None:
+            continue
+        metrics = trained["info"].get("metrics", {})
+        report = trained["info"].get("dataReport", {})
+        auc, trainer_baseline = metrics.get("auc"), metrics.get("baseline_auc")
+        split_time = (report.get("split") or {}).get("split_time")
+        numbers = all(isinstance(value, float) for value in (auc, trainer_baseline)) and isinstance(split_time, int)
+        check(f"ctr ({instance}): auc, baseline_auc and the split time are reported", numbers, True)
+        if not numbers:
+            print(f"        ExtendInfo {json.dumps(trained['info'])[:1500]}", flush=True)
+            continue
+        baseline, strength, holdout = smoothed_popularity_baseline(raw, split_time, shift)
+        figures[instance] = {
+            "seconds": trained["seconds"], "progress": trained["progress"], "create": create, "auc": auc,
+            "baseline_auc": trainer_baseline, "python_baseline_auc": baseline, "python_strength": strength,
+            "holdout_impressions": holdout, "holdout_clicked_impressions": metrics.get("holdout_positives"),
+            "events_used": report.get("events_in_window"), "logloss": metrics.get("logloss"),
+        }
+        say(
+            f"ctr ({instance}): holdout auc {auc:.4f}; smoothed popularity: {baseline:.4f} here (k={strength}, "
+            f"{holdout} impressions), {trainer_baseline:.4f} by the trainer"
+        )
+        check(f"ctr ({instance}): the trainer's holdout = the ratings from the split on", metrics.get("holdout_examples"), holdout)
+        check(f"ctr ({instance}): auc {auc:.4f} > the baseline computed here {baseline:.4f}", auc > baseline, True)
+        check(
+            f"ctr ({instance}): the trainer's baseline_auc is within 0.02 of the best one here",
+            abs(trainer_baseline - baseline) <= 0.02,
+            True,
+        )
+        # Scoring: the served model answers for each item, in order, with probabilities.
+        items = [movie["item_id"] for movie in raw.movies[:CTR_SCORED_ITEMS - 1]] + ["no-such-item"]
+        answer = score_ctr(client, {"model_name": instance, "user_id": "1", "biz_id": "movielens", "item_ids": items})
+        scores = answer.get("result") or []
+        check(f"ctr ({instance}): QueryCtr answers the {len(items)} items asked, in order", [entry.get("item_id") for entry in scores], items)
+        check(
+            f"ctr ({instance}): every score is a probability in (0, 1)",
+            [entry for entry in scores if not (isinstance(entry.get("score"), float) and 0 < entry["score"] < 1)],
+            [],
+        )
+        check(f"ctr ({instance}): the scores are not all equal", len({entry.get("score") for entry in scores}) > 1, True)
+
+
 def moment_text(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -872,6 +989,8 @@ def print_figures(figures):
                 f"({figure['holdout_impressions']} holdout impressions, {figure['holdout_clicked_impressions']} clicked; "
                 f"{figure['events_used']} events used)"
             )
+            if "python_baseline_auc" in figure:
+                line += f"; baseline computed here {decimal(figure['python_baseline_auc'])} (k={figure['python_strength']})"
             prior = figure.get("prior") or {}
             if prior.get("bands"):
                 line += (
@@ -961,6 +1080,7 @@ def main():
             client = sdk_client(server.address)
             check_hot_and_hint(client, searches, figures)
             check_pop(client, raw, shift, figures)
+            check_ctr(client, raw, shift, figures)
             check("the server is still running", server.alive(), True)
         print_figures(figures)
         say(

@@ -106,6 +106,7 @@ fn handler_of(operation: Operation) -> MethodRouter<AppState> {
         Operation::QueryHot => get(serving::query_hot),
         Operation::QueryHint => get(serving::query_hint),
         Operation::QueryPopularity => get(serving::query_popularity),
+        Operation::QueryCtr => post(serving::query_ctr),
         Operation::CreateUser => post(ram::create_user),
         Operation::ListUsers => get(ram::list_users),
         Operation::GetUser => get(ram::get_user),

@@ -14,7 +14,7 @@ pub enum EnvelopeStyle {
     PascalFloatLatency,
     /// The v3 data plane: `status, request_id, result, errors` with numeric error codes.
     V3,
-    /// The v3 serving routes (hot, hint, popularity): `request_id, searchtime, result` on
+    /// The v3 serving routes (hot, hint, popularity, ctr): `request_id, searchtime, result` on
     /// success (`searchtime` in seconds); the v3 `FAIL` envelope on error.
     V3Query,
     /// `requestId, status, httpCode, code, message, latency, result, totalCount` (the app-group
@@ -115,6 +115,8 @@ operations! {
     QueryHot => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hot", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
     QueryHint => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/hint", "opensearch:SearchApp", V3Query, ["hit", "model_name", "sort_type", "user_id"]),
     QueryPopularity => (GET, "/v3/openapi/apps/{appGroupIdentity}/actions/popularity", "opensearch:SearchApp", V3Query, ["item_ids", "model_name"]),
+    // Trainyard's own: click-through-rate scores of up to 1000 items (JSON body).
+    QueryCtr => (POST, "/v3/openapi/apps/{appGroupIdentity}/actions/ctr", "opensearch:SearchApp", V3Query, []),
     // Trainyard's RAM admin API (docs/ram.md): RAM's own operation names, actions `ram:<Name>`.
     CreateUser => (POST, "/v4/openapi/ram/users", "ram:CreateUser", PascalIntegerLatency, []),
     ListUsers => (GET, "/v4/openapi/ram/users", "ram:ListUsers", PascalIntegerLatency, []),

@@ -1,5 +1,6 @@
 //! Model artifacts on the object store, beside the datasets:
-//! `models/app_group_id=<id>/function=<fn>/instance=<name>/generation=<g>/model-<attempt>.json` (one file per attempt).
+//! `models/app_group_id=<id>/function=<fn>/instance=<name>/generation=<g>/model-<attempt>.<ext>` (one file per attempt; `<ext>`
+//! is `tyctr` for ctr's binary artifact, `json` for the others).
 //!
 //! Artifacts are written once under a path that names their generation, and recorded (path,
 //! SHA-256, size) on the task row in the same step that marks the task successful; the serving
@@ -33,6 +34,15 @@ pub fn instance_models_prefix(app_group_id: i64, function: FunctionName, instanc
     format!("{}/function={function}/instance={instance_name}", models_prefix(app_group_id))
 }
 
+/// The file extension of a function's artifacts: what their bytes are, for people browsing the
+/// object store (the serving side never relies on it).
+pub fn artifact_extension(function: FunctionName) -> &'static str {
+    match function {
+        FunctionName::Ctr => "tyctr",
+        _ => "json",
+    }
+}
+
 /// Why an artifact could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -60,8 +70,9 @@ impl ArtifactStore {
         bytes: Vec<u8>,
     ) -> Result<ArtifactRef, DataError> {
         let path = format!(
-            "{}/generation={generation}/model-{attempt}.json",
-            instance_models_prefix(app_group_id, function, instance_name)
+            "{}/generation={generation}/model-{attempt}.{}",
+            instance_models_prefix(app_group_id, function, instance_name),
+            artifact_extension(function)
         );
         let sha256 = hex_digest(&bytes);
         let size = bytes.len() as i64;

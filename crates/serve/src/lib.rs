@@ -1,4 +1,4 @@
-//! Serving of trained models: the answers of the hot, hint and popularity routes.
+//! Serving of trained models: the answers of the hot, hint, popularity and ctr routes.
 //!
 //! # What lives here
 //! - [`ModelRegistry`]: each instance's serving generation, loaded once from the object store
@@ -19,6 +19,7 @@ mod registry;
 
 pub use crate::error::ServeError;
 pub use crate::queries::{
-    HintItem, HotItem, ItemPopularity, MAX_POPULARITY_ITEMS, PopularityQuery, RankingQuery, Serving,
+    CtrQuery, HintItem, HotItem, ItemPopularity, ItemScore, MAX_CTR_ITEMS, MAX_POPULARITY_ITEMS, PopularityQuery,
+    RankingQuery, Serving,
 };
 pub use crate::registry::{LoadedModel, ModelRegistry};

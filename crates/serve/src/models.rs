@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use trainyard_core::catalog::FunctionName;
+use trainyard_train::ctr::CtrModel;
 
 /// One query of a hot model.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -57,6 +58,8 @@ pub enum Model {
     Hot(HotModel),
     Hint(HintModel),
     Pop(PopModel),
+    /// `trainyard.ctr.v1`, binary: loaded and validated by the trainer's own code.
+    Ctr(Box<CtrModel>),
 }
 
 #[derive(Deserialize)]
@@ -70,6 +73,7 @@ pub fn expected_format(function: FunctionName) -> Option<&'static str> {
         FunctionName::Hot => Some("trainyard.hot.v1"),
         FunctionName::Hint => Some("trainyard.hint.v1"),
         FunctionName::Pop => Some("trainyard.pop.v1"),
+        FunctionName::Ctr => Some(trainyard_train::ctr::FORMAT),
         _ => None,
     }
 }
@@ -79,6 +83,9 @@ pub fn parse_model(function: FunctionName, bytes: &[u8]) -> Result<Model, String
     let Some(expected) = expected_format(function) else {
         return Err(format!("function {function} has no served model format"));
     };
+    if function == FunctionName::Ctr {
+        return CtrModel::load(bytes).map(|model| Model::Ctr(Box::new(model))).map_err(|error| error.to_string());
+    }
     let header: Header = serde_json::from_slice(bytes).map_err(|error| format!("not a model file: {error}"))?;
     if header.format != expected {
         return Err(format!("its format is \"{}\", expected \"{expected}\"", header.format));
@@ -123,7 +130,8 @@ mod tests {
         assert!(parse_model(FunctionName::Hot, pop_as_hot).unwrap_err().contains("expected \"trainyard.hot.v1\""));
         let out_of_range = br#"{"format":"trainyard.pop.v1","scores":{"x":1.5}}"#;
         assert!(parse_model(FunctionName::Pop, out_of_range).unwrap_err().contains("outside [0, 1]"));
-        assert!(parse_model(FunctionName::Ctr, b"{}").is_err());
+        assert!(parse_model(FunctionName::Ctr, b"{}").unwrap_err().contains("damaged"));
+        assert!(parse_model(FunctionName::Category, b"{}").unwrap_err().contains("no served model format"));
         let missing_entries = br#"{"format":"trainyard.hot.v1"}"#;
         assert!(parse_model(FunctionName::Hot, missing_entries).unwrap_err().contains("does not parse"));
     }

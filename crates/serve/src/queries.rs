@@ -1,5 +1,5 @@
-//! The three serving queries: top searches (`hot`), hint words (`hint`) and item popularity
-//! (`popularity`), as the v3 routes ask them.
+//! The serving queries: top searches (`hot`), hint words (`hint`), item popularity
+//! (`popularity`), as the v3 routes ask them, and click-through-rate scores (`ctr`).
 //!
 //! Choices where upstream is silent (documented in docs/api.md too):
 //! - `sort_type=default` keeps the model's order; `pv` sorts by `pv`, highest first (ties keep
@@ -15,6 +15,11 @@
 //!   parameter is accepted and does not change the answer.
 //! - Popularity of up to 1000 items per request; items the model has not seen get the
 //!   instance's `default_score` usage parameter when it is set, else the model's own default.
+//! - ctr scores up to 1000 items per request for one user in one context (business id and time,
+//!   by default now), with the trainer's own feature code. A missing `user_id` or `biz_id` is
+//!   the empty one — what training uses for events without them. Items and users the model has
+//!   never seen are scored by their id feature alone (plus a zero click history); the answer says
+//!   which items were known.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use trainyard_core::catalog::FunctionName;
 use trainyard_core::service::{Caller, Service, ServingModel};
 use trainyard_core::text::normalize_query;
 use trainyard_data::artifacts::ArtifactStore;
+use trainyard_train::ctr::Context as CtrContext;
 
 use crate::error::ServeError;
 use crate::models::{HintEntry, HotEntry, Model};
@@ -31,6 +37,30 @@ use crate::registry::{LoadedModel, ModelRegistry};
 
 /// The most item ids one popularity request may ask about.
 pub const MAX_POPULARITY_ITEMS: usize = 1000;
+
+/// The most item ids one ctr request may score.
+pub const MAX_CTR_ITEMS: usize = 1000;
+
+/// Parameters of `POST /v3/openapi/apps/{app}/actions/ctr`.
+#[derive(Debug, Clone, Default)]
+pub struct CtrQuery {
+    pub user_id: Option<String>,
+    pub biz_id: Option<String>,
+    /// The request's time, Unix seconds (hour of day and weekday are features).
+    pub time: Option<i64>,
+    pub item_ids: Option<Vec<String>>,
+    pub model_name: Option<String>,
+}
+
+/// One item's click probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemScore {
+    pub item_id: String,
+    pub score: f64,
+    /// Whether the model knows the item (its features and click history), else it was scored
+    /// by its id alone.
+    pub known: bool,
+}
 
 /// Parameters of `GET /v3/openapi/apps/{app}/actions/hot` and `.../actions/hint`.
 #[derive(Debug, Clone, Default)]
@@ -276,6 +306,56 @@ impl Serving {
             })
             .collect())
     }
+}
+
+impl Serving {
+    /// The click probability of each listed item for the user in the context, in the order
+    /// asked; `now_seconds` is the time when the query gives none.
+    pub async fn ctr(
+        &self,
+        caller: &Caller,
+        app: &str,
+        query: &CtrQuery,
+        now_seconds: i64,
+    ) -> Result<Vec<ItemScore>, ServeError> {
+        let item_ids = validate_ctr_items(query.item_ids.as_deref())?;
+        let time = query.time.unwrap_or(now_seconds);
+        if time < 0 {
+            return Err(CoreError::invalid("time", format!("must be Unix seconds >= 0, got {time}")).into());
+        }
+        let (serving, loaded) = self.load(caller, app, FunctionName::Ctr, query.model_name.as_deref()).await?;
+        let Model::Ctr(model) = &loaded.model else {
+            return Err(wrong_model(&serving));
+        };
+        let context = CtrContext { biz_id: query.biz_id.clone().unwrap_or_default(), time };
+        let ids: Vec<&str> = item_ids.iter().map(String::as_str).collect();
+        let scores = model.score(query.user_id.as_deref().unwrap_or_default(), &context, &ids);
+        Ok(item_ids
+            .iter()
+            .zip(scores)
+            .map(|(item_id, score)| ItemScore {
+                item_id: item_id.clone(),
+                score: f64::from(score),
+                known: model.knows_item(item_id),
+            })
+            .collect())
+    }
+}
+
+fn validate_ctr_items(item_ids: Option<&[String]>) -> Result<&[String], CoreError> {
+    let Some(item_ids) = item_ids.filter(|item_ids| !item_ids.is_empty()) else {
+        return Err(CoreError::MissingParameter { field: "item_ids".into() });
+    };
+    if let Some(position) = item_ids.iter().position(|item_id| item_id.trim().is_empty()) {
+        return Err(CoreError::invalid("item_ids", format!("item id number {} is empty", position + 1)));
+    }
+    if item_ids.len() > MAX_CTR_ITEMS {
+        return Err(CoreError::invalid(
+            "item_ids",
+            format!("at most {MAX_CTR_ITEMS} item ids per request, got {}", item_ids.len()),
+        ));
+    }
+    Ok(item_ids)
 }
 
 fn wrong_model(serving: &ServingModel) -> ServeError {

@@ -4,8 +4,9 @@
 //! # What lives here
 //! - [`train`]: dispatch by function; [`TrainingInput`], [`TrainingContext`] (progress and
 //!   cancellation), [`TrainedModel`], [`TrainError`].
-//! - one module per function that is built ([`pop`], [`hot`], [`hint`]), each documenting its
-//!   algorithm, its evaluation and the format of its artifact.
+//! - one module per function that is built ([`pop`], [`hot`], [`hint`], [`ctr`]), each
+//!   documenting its algorithm, its evaluation and the format of its artifact. [`ctr`] also
+//!   holds what serving needs to score with a ctr artifact ([`ctr::CtrModel`]).
 //! - shared by them: `searches` (counting typed searches per user session over time windows:
 //!   hot's and hint's candidates), `common` (reading a snapshot batch by batch with progress and
 //!   cancellation, time windows, a bounded key sample for joins), `filter` (evaluating the
@@ -25,6 +26,7 @@ use trainyard_core::catalog::FunctionName;
 use trainyard_data::{DataError, Snapshot};
 
 mod common;
+pub mod ctr;
 mod filter;
 pub mod hint;
 pub mod hot;
@@ -134,6 +136,7 @@ pub fn train(
         FunctionName::Pop => pop::train(input, context)?,
         FunctionName::Hot => hot::train(input, context)?,
         FunctionName::Hint => hint::train(input, context)?,
+        FunctionName::Ctr => ctr::train(input, context)?,
         other => return Err(TrainError::NotBuilt(other.to_string())),
     };
     context.set_progress(100);

@@ -46,6 +46,13 @@ impl Fixture {
         }
     }
 
+    /// Appends records of any kind (documents, ITEM_INFO, USER...).
+    pub fn append_records(&self, kind: DatasetKind, records: &[IngestRecord]) {
+        for chunk in records.chunks(5000) {
+            self.store.append_blocking(APP, kind, chunk, None, NOW * 1000).unwrap();
+        }
+    }
+
     /// Moves everything appended so far into Parquet files (later appends stay in the log).
     pub fn compact(&self) {
         self.store.compact_blocking(APP, true).unwrap();

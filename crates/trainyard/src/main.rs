@@ -1,7 +1,8 @@
 //! The `trainyard` binary: `trainyard serve` runs the whole service in one process (HTTP API,
 //! metadata, the data plane and its compactor, the task runner and the cron scheduler);
 //! `trainyard worker` runs the task runner alone; `import`, `stats`, `compact`, `cancel`,
-//! `users`, `keys` and `policies` are tools that talk to a running server.
+//! `users`, `keys` and `policies` are tools that talk to a running server; `train-offline`
+//! trains in-process on a stopped server's data dir.
 //!
 //! # What lives here
 //! Flag parsing, layered configuration ([`config`]), the root AccessKey ([`keys`]), the server
@@ -14,6 +15,7 @@ mod config;
 mod dataset_commands;
 mod import;
 mod keys;
+mod offline;
 mod ram_commands;
 mod server;
 mod task_commands;
@@ -48,6 +50,9 @@ enum Command {
     Keys(ram_commands::KeysArgs),
     /// Manage RAM policies, attach them to users, and simulate a decision.
     Policies(ram_commands::PoliciesArgs),
+    /// Train one function in this process on a stopped server's data dir (benchmarks,
+    /// debugging); records nothing.
+    TrainOffline(offline::TrainOfflineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,5 +78,6 @@ fn main() -> anyhow::Result<()> {
         Command::Users(arguments) => runtime.block_on(ram_commands::users(arguments)),
         Command::Keys(arguments) => runtime.block_on(ram_commands::keys(arguments)),
         Command::Policies(arguments) => runtime.block_on(ram_commands::policies(arguments)),
+        Command::TrainOffline(arguments) => runtime.block_on(offline::run(arguments)),
     }
 }

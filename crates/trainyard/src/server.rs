@@ -38,9 +38,9 @@ const NONCE_JANITOR_PERIOD: Duration = Duration::from_secs(60);
 const NODE_ID_FILE: &str = "node-id";
 
 /// What `serve` and `worker` both open.
-struct Backends {
-    store: Arc<SqlStore>,
-    datasets: Arc<DatasetStore>,
+pub(crate) struct Backends {
+    pub(crate) store: Arc<SqlStore>,
+    pub(crate) datasets: Arc<DatasetStore>,
     artifacts: ArtifactStore,
     clock: Arc<dyn Clock>,
     objects_dir: PathBuf,
@@ -49,7 +49,7 @@ struct Backends {
     _data_dir_lock: std::fs::File,
 }
 
-async fn open_backends(config: &ServeConfig) -> anyhow::Result<Backends> {
+pub(crate) async fn open_backends(config: &ServeConfig) -> anyhow::Result<Backends> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let data_dir_lock = lock_data_dir(&config.data_dir)?;

@@ -513,3 +513,46 @@ async fn the_cli_manages_users_keys_policies_and_simulates() {
     let (ok, _, stderr) = cli(&server, "policies", &["delete", "Reader"]);
     assert!(!ok && stderr.contains("DeleteConflict.Policy.User"), "{stderr}");
 }
+
+/// Every operation of the table — present and future, serving and admin routes included — is
+/// refused to a user without policies: authorization is driven by the table, not by handlers.
+#[tokio::test]
+async fn every_operation_in_the_table_is_authorized() {
+    use trainyard_api::operation::Operation;
+    let server = TestServer::start();
+    let root = server.client();
+    two_app_groups(&root).await;
+    root.call("CreateUser", "POST", USERS, &[], Some(&json!({"userName": "nobody"}))).await.expect_ok();
+    let nobody = key_for(&server, &root, "nobody").await;
+    let values = [
+        ("{appGroupIdentity}", "app_a"),
+        ("{functionName}", "ctr"),
+        ("{instanceName}", "ctr_one"),
+        ("{generation}", "1"),
+        ("{resourceName}", "res"),
+        ("{versionId}", "1"),
+        ("{tableName}", "items"),
+        ("{dataCollectionName}", "events"),
+        ("{dataCollectionType}", "behavior"),
+        ("{userName}", "nobody"),
+        ("{userAccessKeyId}", &nobody.access_key_id),
+        ("{policyName}", "any"),
+    ];
+    for operation in Operation::ALL {
+        let mut path = operation.path().to_string();
+        for (parameter, value) in values {
+            path = path.replace(parameter, value);
+        }
+        assert!(!path.contains('{'), "a path parameter without a test value: {path}");
+        let body = (operation.method() != http::Method::GET).then(|| json!({}));
+        let answer = nobody.call(operation.name(), operation.method().as_str(), &path, &[], body.as_ref()).await;
+        assert_eq!(answer.status, 403, "{operation:?} {path}: {}", answer.body);
+        let message = answer
+            .body
+            .get("Message")
+            .or_else(|| answer.body.get("message"))
+            .or_else(|| answer.body["errors"][0].get("message"));
+        let message = message.and_then(Value::as_str).unwrap_or_default();
+        assert!(message.contains(operation.ram_action()), "{operation:?}: {message}");
+    }
+}

@@ -439,3 +439,141 @@ async fn a_damaged_model_is_refused_and_a_retrained_one_served() {
     let served = query(&client, "shop", "Hot", &[("model_name", "hot_a"), ("hit", "1")]).await;
     assert_eq!(served_list(&served, "hot"), pairs(&[("red shoes", 5)]));
 }
+
+/// A cinema where users "a*" click action films 8 times in 10 and drama 1 in 10, users "d*" the
+/// reverse: a planted signal the ctr model must find through the user × genre cross.
+fn cinema_behavior() -> Vec<Value> {
+    let mut records = Vec::new();
+    for user_index in 0..20 {
+        let taste = if user_index % 2 == 0 { "a" } else { "d" };
+        let user = format!("{taste}{user_index}");
+        for item_index in 0..10 {
+            let item = format!("m{item_index}");
+            let is_action = item_index < 5;
+            for round in 0..6 {
+                let seconds_ago = 20 * DAY - (round * 3 + user_index % 3) * DAY - item_index * 600 - user_index * 7;
+                let rn = format!("rn-{user}-{item}-{round}");
+                records.push(behavior(&user, &item, "expose", seconds_ago, &rn));
+                // Deterministic "80 %": rounds 0..4 of 5 liked, 1 in 10 (round 0 of even items) disliked.
+                let likes = (taste == "a") == is_action;
+                let clicked = if likes { round % 5 != 4 } else { round == 0 && item_index % 2 == 0 };
+                if clicked {
+                    records.push(behavior(&user, &item, "click", seconds_ago - 30, &rn));
+                }
+            }
+        }
+    }
+    records
+}
+
+async fn query_ctr(client: &Client, app: &str, body: Value) -> Answer {
+    client.call("QueryCtr", "POST", &format!("/v3/openapi/apps/{app}/actions/ctr"), &[], Some(&body)).await
+}
+
+#[tokio::test]
+async fn ctr_is_trained_from_exposures_clicks_and_documents_and_scores_items() {
+    let server = TestServer::training(&[]);
+    let client = server.client();
+    client.create_app_group("cinema").await.expect_ok();
+    client
+        .call(
+            "PutDataTable",
+            "PUT",
+            "/v4/openapi/app-groups/cinema/data-tables/movies",
+            &[],
+            Some(&json!({"primaryKey": "item_id"})),
+        )
+        .await
+        .expect_ok();
+    let documents: Vec<Value> = (0..10)
+        .map(|index| {
+            let genre = if index < 5 { "action" } else { "drama" };
+            add(json!({"item_id": format!("m{index}"), "title": format!("film {index}"), "genre": genre}))
+        })
+        .collect();
+    let pushed = client
+        .call(
+            "PushDocuments",
+            "POST",
+            "/v3/openapi/apps/cinema/movies/actions/bulk",
+            &[],
+            Some(&Value::Array(documents)),
+        )
+        .await;
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    push_behavior(&client, "cinema", cinema_behavior()).await;
+
+    // Not trained yet: a clear error, not a score.
+    let untrained = query_ctr(&client, "cinema", json!({"item_ids": ["m1"]})).await;
+    assert!(untrained.status >= 400, "{}", untrained.body);
+
+    let create = json!({"instanceName": "ctr_a", "modelType": "tf_checkpoint", "createParameters": [
+        {"name": "id_field", "value": "item_id"}, {"name": "category_field", "value": "genre"},
+        {"name": "holdout_percent", "value": "20"}, {"name": "threads", "value": "1"}]});
+    client.create_instance("cinema", "ctr", create).await.expect_ok();
+    let task = train(&client, "cinema", "ctr", "ctr_a").await;
+    assert_eq!(task["Status"], "success", "{task}");
+    assert_eq!(task["Progress"], 100);
+    let info = extend_info(&task);
+    let metrics = &info["metrics"];
+    for key in ["auc", "logloss", "baseline_auc", "baseline_logloss"] {
+        assert!(metrics[key].is_f64(), "metrics.{key} is a number: {metrics}");
+    }
+    assert!(metrics["auc"].as_f64().unwrap() > 0.75, "the planted taste is learned: {metrics}");
+    assert!(
+        metrics["auc"].as_f64().unwrap() > metrics["baseline_auc"].as_f64().unwrap(),
+        "the per-user taste beats item popularity: {metrics}"
+    );
+
+    let scored = query_ctr(
+        &client,
+        "cinema",
+        json!({"model_name": "ctr_a", "user_id": "a0", "biz_id": "1", "item_ids": ["m0", "m7", "unseen"]}),
+    )
+    .await;
+    assert_eq!(scored.status, 200, "{}", scored.body);
+    let result = scored.body["result"].as_array().unwrap();
+    let ids: Vec<&str> = result.iter().map(|item| item["item_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["m0", "m7", "unseen"]);
+    let score = |index: usize| result[index]["score"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&score(0)) && score(0) > 0.0);
+    assert!(score(0) > score(1), "an action fan prefers the action film: {}", scored.body);
+    assert_eq!(result[2]["known"], false);
+    assert_eq!(result[0]["known"], true);
+    let without_default =
+        query_ctr(&client, "cinema", json!({"user_id": "d1", "biz_id": "1", "item_ids": ["m0", "m7"]})).await;
+    assert_eq!(without_default.status, 404, "no model_name and no default instance: {}", without_default.body);
+    client
+        .call(
+            "UpdateFunctionDefaultInstance",
+            "PUT",
+            "/v4/openapi/app-groups/cinema/functions/ctr/default-instance",
+            &[],
+            Some(&json!({"instanceName": "ctr_a"})),
+        )
+        .await
+        .expect_ok();
+    let drama_fan =
+        query_ctr(&client, "cinema", json!({"user_id": "d1", "biz_id": "1", "item_ids": ["m0", "m7"]})).await;
+    assert_eq!(drama_fan.status, 200, "the default instance answers: {}", drama_fan.body);
+    let drama_scores: Vec<f64> =
+        drama_fan.body["result"].as_array().unwrap().iter().map(|item| item["score"].as_f64().unwrap()).collect();
+    assert!(drama_scores[1] > drama_scores[0], "{}", drama_fan.body);
+
+    // Bad requests name the field and the rule.
+    let cases = [
+        (json!({}), "item_ids"),
+        (json!({"item_ids": []}), "item_ids"),
+        (json!({"item_ids": ["m1", " "]}), "item id number 2 is empty"),
+        (json!({"item_ids": (0..1001).map(|index| format!("i{index}")).collect::<Vec<_>>()}), "at most 1000"),
+        (json!({"item_ids": ["m1"], "item_id": "m1"}), "item_id"),
+        (json!({"item_ids": ["m1"], "time": -5}), "time"),
+        (json!({"item_ids": "m1"}), "item_ids"),
+    ];
+    for (body, expected) in cases {
+        let refused = query_ctr(&client, "cinema", body.clone()).await;
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        let message = refused.body["errors"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+}

@@ -1,0 +1,179 @@
+//! The ctr trainer on MovieLens-100k, without a server: loads the MovieLens kit's JSON Lines
+//! into a temporary dataset store and trains ctr with each model on each holdout split,
+//! printing the holdout AUC and logloss of the model and of the smoothed-popularity baseline.
+//!
+//! ```sh
+//! python3 scripts/movielens_kit.py derive --out /tmp/ml      # the kit's files (no server)
+//! cargo run --release -p trainyard-train --example ctr_movielens -- /tmp/ml
+//! cargo run --release -p trainyard-train --example ctr_movielens -- /tmp/ml model=fm holdout_split=random epochs=5
+//! ```
+//!
+//! Arguments after the directory are create parameters (`name=value`) set on every run; naming
+//! `model` or `holdout_split` runs only that model or split. The other parameters are the
+//! kit's suggestion (`id_field=item_id, title_field=title, tags_field=genres,
+//! user_fields=age,gender,occupation, training_window_days=365`), 20 % held out like the
+//! anchors of `shared/research/ml.md` §1.4, `threads=1` (deterministic), the catalog's defaults
+//! for the rest. It prints one line per run and the metrics as JSON with `-v`.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use trainyard_core::catalog::FunctionName;
+use trainyard_data::records::{
+    BehaviorEvent, CollectionRecord, DatasetKind, DocumentCommand, DocumentRecord, IngestRecord,
+};
+use trainyard_data::{DatasetConfig, DatasetStore};
+use trainyard_train::{TrainingContext, TrainingInput, train};
+
+const APP: i64 = 1;
+
+fn lines(path: &Path) -> Vec<Value> {
+    let file = std::fs::File::open(path).unwrap_or_else(|error| panic!("opening {}: {error}", path.display()));
+    std::io::BufReader::new(file)
+        .lines()
+        .map(|line| serde_json::from_str(&line.expect("a line")).expect("a JSON line"))
+        .collect()
+}
+
+fn text(value: &Value, name: &str) -> String {
+    match &value[name] {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn object(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let directory = arguments.next().expect("usage: ctr_movielens DIR [name=value ...] [-v]");
+    let mut overrides = BTreeMap::new();
+    let mut verbose = false;
+    for argument in arguments {
+        if argument == "-v" {
+            verbose = true;
+            continue;
+        }
+        let (name, value) = argument.split_once('=').expect("parameters are name=value");
+        overrides.insert(name.to_string(), value.to_string());
+    }
+    let directory = Path::new(&directory);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+    let store_directory = tempfile::tempdir().expect("a temporary directory");
+    let config =
+        DatasetConfig { log_directory: store_directory.path().join("log"), segment_max_bytes: 64 * 1024 * 1024 };
+    let store = Arc::new(
+        DatasetStore::open_local(config, &store_directory.path().join("objects"), runtime.handle().clone())
+            .expect("a dataset store"),
+    );
+    let append = |kind: DatasetKind, records: Vec<IngestRecord>| {
+        for chunk in records.chunks(5000) {
+            store.append_blocking(APP, kind, chunk, None, 0).expect("appended");
+        }
+    };
+    let documents = lines(&directory.join("movies.jsonl"))
+        .into_iter()
+        .map(|movie| {
+            IngestRecord::Document(DocumentRecord {
+                table: "movies".into(),
+                primary_key: text(&movie, "item_id"),
+                command: DocumentCommand::Add,
+                timestamp_ms: None,
+                fields: object(movie),
+            })
+        })
+        .collect();
+    append(DatasetKind::Documents, documents);
+    let users = lines(&directory.join("users.jsonl"))
+        .into_iter()
+        .map(|user| IngestRecord::User(CollectionRecord { key: text(&user, "user_id"), fields: object(user) }))
+        .collect();
+    append(DatasetKind::Users, users);
+    let mut last_time = 0;
+    let events: Vec<IngestRecord> = lines(&directory.join("behavior.jsonl"))
+        .into_iter()
+        .map(|event| {
+            let time = event["bhv_time"].as_i64().expect("bhv_time");
+            last_time = last_time.max(time);
+            IngestRecord::Behavior(BehaviorEvent {
+                user_id: Some(text(&event, "user_id")),
+                imei: None,
+                biz_id: text(&event, "biz_id"),
+                trace_id: text(&event, "trace_id"),
+                trace_info: None,
+                rn: text(&event, "rn"),
+                item_id: text(&event, "item_id"),
+                item_type: text(&event, "item_type"),
+                bhv_type: text(&event, "bhv_type"),
+                bhv_time: time,
+                bhv_value: None,
+                bhv_detail: None,
+                attributes: BTreeMap::new(),
+            })
+        })
+        .collect();
+    append(DatasetKind::Behavior, events);
+    store.compact_blocking(APP, true).expect("compacted");
+    let snapshot = store.snapshot(APP).expect("a snapshot");
+
+    let models: Vec<String> = match overrides.get("model") {
+        Some(model) => vec![model.clone()],
+        None => vec!["ftrl_lr".into(), "fm".into()],
+    };
+    let splits: Vec<String> = match overrides.get("holdout_split") {
+        Some(split) => vec![split.clone()],
+        None => vec!["time".into(), "random".into()],
+    };
+    for split in &splits {
+        for model in &models {
+            let mut parameters: BTreeMap<String, String> = [
+                ("id_field", "item_id"),
+                ("title_field", "title"),
+                ("tags_field", "genres"),
+                ("user_fields", "age,gender,occupation"),
+                ("training_window_days", "365"),
+                ("holdout_percent", "20"),
+                ("threads", "1"),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+            parameters.extend(overrides.clone());
+            parameters.insert("model".into(), model.clone());
+            parameters.insert("holdout_split".into(), split.clone());
+            let input =
+                TrainingInput { snapshot: &snapshot, now_seconds: last_time + 1, model_type: "ctr", parameters };
+            let started = std::time::Instant::now();
+            let trained = match train(FunctionName::Ctr, &input, &TrainingContext::new()) {
+                Ok(trained) => trained,
+                Err(error) => {
+                    println!("{split:6} {model:7} failed: {error}");
+                    continue;
+                }
+            };
+            let metrics = &trained.metrics;
+            println!(
+                "{split:6} {model:7} auc {:.4} logloss {:.4} | baseline auc {:.4} logloss {:.4} | {} train / {} holdout | {:.0} ex/s | {:.2} s",
+                metrics["auc"].as_f64().unwrap_or(f64::NAN),
+                metrics["logloss"].as_f64().unwrap_or(f64::NAN),
+                metrics["baseline_auc"].as_f64().unwrap_or(f64::NAN),
+                metrics["baseline_logloss"].as_f64().unwrap_or(f64::NAN),
+                metrics["training_examples"],
+                metrics["holdout_examples"],
+                metrics["examples_per_second"].as_f64().unwrap_or(0.0),
+                started.elapsed().as_secs_f64(),
+            );
+            if verbose {
+                println!("{}", serde_json::to_string_pretty(metrics).unwrap_or_default());
+                println!("{}", serde_json::to_string_pretty(&trained.data_report).unwrap_or_default());
+            }
+        }
+    }
+}

@@ -1,0 +1,771 @@
+//! ctr: a click-through-rate model (FTRL-Proximal logistic regression or a factorization
+//! machine) over hashed features of the user, the item and the context, trained on an app's
+//! exposures and clicks and evaluated on a holdout against a smoothed-popularity baseline.
+//!
+//! # Algorithm
+//! 1. **Read** (progress 0–10 %): the behavior events of the last `training_window_days`
+//!    days (default 30) ending at the task start; `expose` events and the label events
+//!    (`label_behavior_types`, default `click`) are spilled by day to a temporary file
+//!    ([`examples`]). Then every document of every table (the item id is the document's
+//!    `id_field` value), the `ITEM_INFO` records (by `item_id`; a document of the same item
+//!    wins: it is the richer, curated source) and the `USER` records; the latest version of a
+//!    record wins.
+//! 2. **Join** (10–20 %): exposures and clicks joined by (`rn`, `item_id`) into examples, in
+//!    time order, each carrying its item's click counts strictly before its time; see
+//!    [`examples`] for the attribution horizon (a click the day after its exposure counts),
+//!    clicks without exposure (a positive example of their own), duplicates, and why holdout
+//!    outcomes never reach any example's counts.
+//! 3. **Split**: `holdout_split=time` (default) holds out the examples of the last
+//!    `holdout_percent` (default 10) of the time range between the first and the last used
+//!    event; `holdout_split=random` holds out that share of examples chosen by a seeded hash
+//!    of (`rn`, `item_id`) (for comparison with random-split benchmarks; it is optimistic, as
+//!    it lets the model learn from the future).
+//! 4. **Smoothing prior**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
+//!    fit) over each item's training counts. It turns an item's counts into its smoothed
+//!    click-through rate, a feature of every example (see [`features`]). The prior's few
+//!    parameters are fitted on the whole training part: an aggregate of the catalogue, not
+//!    any example's own outcome.
+//! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
+//!    training examples in time order with `threads` Hogwild workers ([`learners`]); with one
+//!    thread a run is a pure function of its data and `seed` (same bytes out).
+//! 6. **Evaluate** (95–100 %): every holdout example is scored with the counts it carries;
+//!    `auc` (ties count half) and `logloss`, against the baseline that scores an example by
+//!    its item's smoothed rate over the training counts (`baseline_auc`,
+//!    `baseline_logloss`). A model below its baseline is stored with a warning and does not
+//!    replace the served one unless `serve_below_baseline=true`.
+//! 7. **Artifact** ([`artifact`]): the weights, the features of every item (documents,
+//!    `ITEM_INFO` or behavior) with its counts over **all** examples, the features of every
+//!    user with a `USER` record, and the prior: serving recomputes the example's features
+//!    with the same code ([`features::example_features`]) and the same sum
+//!    ([`learners::forward`]), so a training-time score and a serving-time score of the same
+//!    example agree to the bit.
+//!
+//! # Choices where the issue is silent
+//! - The model is trained once, on the training part; it is not retrained on the whole
+//!   window (which would double the time). Its item counts, though, cover every example.
+//! - A label event with a user but no exposure is an example exposed at the label's time.
+//! - Not enough data is an error naming what is missing: no `expose` events, no label
+//!   events, an empty training part or holdout, or a holdout without both outcomes.
+//! - Without documents an item has its id feature and its click history only.
+//!
+//! `export_vw_examples` writes the same examples and split as Vowpal Wabbit text, for the
+//! benchmark against VW.
+
+pub mod artifact;
+pub(crate) mod examples;
+pub mod features;
+pub(crate) mod learners;
+
+use std::io::Write;
+use std::time::Instant;
+
+use serde_json::json;
+use trainyard_data::records::{DatasetKind, IngestRecord};
+
+pub use artifact::{ArtifactError, CtrModel, FORMAT, ModelKind};
+pub use features::{Context, PriorCounts};
+
+use self::artifact::{KnownItem, KnownUser};
+use self::examples::{Example, ExampleFile, Joined, Spilled, Split};
+use self::features::{
+    ContextFeatures, Feature, FeatureConfig, FeatureSpace, ItemFeatures, ItemFieldNames, SmoothingPrior, UserFeatures,
+    biz_feature, example_features,
+};
+use self::learners::{Hyper, Learner, PassMode, run_pass};
+use crate::common::{FastMap, PhaseProgress, TimeRange, date_of};
+use crate::pop::{ItemTotals, area_under_curve, fit_prior};
+use crate::{TrainError, TrainedModel, TrainingContext, TrainingInput};
+
+/// Percent of progress at the end of each phase.
+const READ_END: u32 = 10;
+const JOIN_END: u32 = 20;
+const LEARN_END: u32 = 95;
+/// Records between cancellation checks while reading documents and records.
+const RECORDS_PER_CHECK: usize = 1024;
+/// Probabilities are kept within this of 0 and 1 in the logloss.
+const LOGLOSS_EPSILON: f64 = 1e-7;
+
+/// How the holdout is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldoutSplit {
+    Time,
+    Random,
+}
+
+/// The create parameters, parsed (the catalog validated them; the defaults are the catalog's).
+#[derive(Debug, Clone)]
+struct Settings {
+    id_field: String,
+    item_fields: ItemFieldNames,
+    user_fields: Vec<String>,
+    label_types: Vec<String>,
+    window_days: i64,
+    model: ModelKind,
+    hash_bits: u32,
+    epochs: u32,
+    learning_rate: f32,
+    l1: f32,
+    l2: f32,
+    factors: usize,
+    holdout_percent: u32,
+    holdout_split: HoldoutSplit,
+    threads: usize,
+    seed: u64,
+    serve_below_baseline: bool,
+}
+
+fn list_parameter(input: &TrainingInput<'_>, name: &str, default: &str) -> Vec<String> {
+    let text = input.parameters.get(name).map(String::as_str).unwrap_or(default);
+    text.split(',').map(str::trim).filter(|value| !value.is_empty()).map(str::to_string).collect()
+}
+
+fn field_parameter(input: &TrainingInput<'_>, name: &str, default: Option<&str>) -> Option<String> {
+    let value = input.parameters.get(name).map(String::as_str).or(default)?;
+    let trimmed = value.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+impl Settings {
+    fn parse(input: &TrainingInput<'_>) -> Result<Settings, TrainError> {
+        let model = match input.parameters.get("model").map(|value| value.trim()).unwrap_or("fm") {
+            "fm" => ModelKind::Fm,
+            "ftrl_lr" => ModelKind::FtrlLr,
+            other => return Err(TrainError::Internal(format!("model `{other}` is neither fm nor ftrl_lr"))),
+        };
+        let holdout_split = match input.parameters.get("holdout_split").map(|value| value.trim()).unwrap_or("time") {
+            "time" => HoldoutSplit::Time,
+            "random" => HoldoutSplit::Random,
+            other => return Err(TrainError::Internal(format!("holdout_split `{other}` is neither time nor random"))),
+        };
+        let hash_bits: u32 = input.parameter("hash_bits").unwrap_or(22);
+        if !(1..=31).contains(&hash_bits) {
+            return Err(TrainError::Internal(format!("hash_bits {hash_bits} is outside 1..=31")));
+        }
+        let holdout_percent: u32 = input.parameter("holdout_percent").unwrap_or(10);
+        if !(1..=99).contains(&holdout_percent) {
+            return Err(TrainError::Internal(format!("holdout_percent {holdout_percent} is outside 1..=99")));
+        }
+        Ok(Settings {
+            id_field: field_parameter(input, "id_field", Some("id")).unwrap_or_else(|| "id".to_string()),
+            item_fields: ItemFieldNames {
+                title: field_parameter(input, "title_field", Some("title")),
+                description: field_parameter(input, "description_field", None),
+                tags: field_parameter(input, "tags_field", None),
+                category: field_parameter(input, "category_field", None),
+            },
+            user_fields: list_parameter(input, "user_fields", ""),
+            label_types: list_parameter(input, "label_behavior_types", "click"),
+            window_days: input.parameter("training_window_days").unwrap_or(30),
+            model,
+            hash_bits,
+            epochs: input.parameter::<u32>("epochs").unwrap_or(DEFAULT_EPOCHS).max(1),
+            learning_rate: input.parameter("learning_rate").unwrap_or(DEFAULT_LEARNING_RATE),
+            l1: input.parameter("l1").unwrap_or(DEFAULT_L1),
+            l2: input.parameter("l2").unwrap_or(DEFAULT_L2),
+            factors: match model {
+                ModelKind::Fm => input.parameter::<usize>("factors").unwrap_or(8).clamp(1, 1024),
+                ModelKind::FtrlLr => 0,
+            },
+            holdout_percent,
+            holdout_split,
+            threads: input.parameter::<usize>("threads").unwrap_or(2).clamp(1, 64),
+            seed: input.parameter("seed").unwrap_or(42),
+            serve_below_baseline: input.parameter("serve_below_baseline").unwrap_or(false),
+        })
+    }
+
+    fn hyper(&self) -> Hyper {
+        Hyper { factors: self.factors, alpha: self.learning_rate, beta: 1.0, l1: self.l1, l2: self.l2, seed: self.seed }
+    }
+}
+
+/// Defaults when a parameter did not reach the trainer (the catalog's are the same).
+const DEFAULT_EPOCHS: u32 = 3;
+const DEFAULT_LEARNING_RATE: f32 = 0.05;
+const DEFAULT_L1: f32 = 0.0001;
+const DEFAULT_L2: f32 = 0.0001;
+
+/// Everything learning and evaluation need, made once (and shared with the VW export).
+struct Prepared {
+    settings: Settings,
+    config: FeatureConfig,
+    spilled: Spilled,
+    joined: Joined,
+    /// Features of every item known (documents, ITEM_INFO, behavior), with their ids.
+    item_ids: Vec<String>,
+    item_features: Vec<ItemFeatures>,
+    /// Interned behavior item → index into `item_features`.
+    behavior_items: Vec<u32>,
+    /// Features of every user with a USER record, and of every behavior user, with their ids.
+    user_ids: Vec<String>,
+    user_features: Vec<UserFeatures>,
+    user_has_record: Vec<bool>,
+    /// Interned behavior user → index into `user_features`.
+    behavior_users: Vec<u32>,
+    /// Interned business → its feature.
+    businesses: Vec<Feature>,
+    report: serde_json::Value,
+}
+
+impl Prepared {
+    /// The features of an example, into `out`.
+    fn features_of(&self) -> impl Fn(&Example, &mut Vec<Feature>) + Sync + '_ {
+        let config = &self.config;
+        let items = &self.item_features;
+        let users = &self.user_features;
+        let behavior_items = &self.behavior_items;
+        let behavior_users = &self.behavior_users;
+        let businesses = &self.businesses;
+        move |example: &Example, out: &mut Vec<Feature>| {
+            let item = &items[behavior_items[example.item as usize] as usize];
+            let user = &users[behavior_users[example.user as usize] as usize];
+            let context = ContextFeatures::with_biz(&config.space, businesses[example.biz as usize], example.time);
+            example_features(config, user, item, &context, example.prior, out);
+        }
+    }
+}
+
+/// The text of a JSON value used as an id: a string as is, a number as its JSON text.
+fn id_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Record fields by key, with the sequence of the version kept.
+type LatestRecords = FastMap<String, (u64, serde_json::Map<String, serde_json::Value>)>;
+
+/// The latest fields of each `ITEM_INFO` or `USER` record, by key.
+fn latest_records(
+    input: &TrainingInput<'_>,
+    context: &TrainingContext,
+    kind: DatasetKind,
+) -> Result<LatestRecords, TrainError> {
+    let mut latest = LatestRecords::default();
+    for (index, stored) in input.snapshot.records(kind, None)?.enumerate() {
+        if index % RECORDS_PER_CHECK == 0 {
+            context.check_cancelled()?;
+        }
+        let stored = stored?;
+        let (IngestRecord::ItemInfo(record) | IngestRecord::User(record)) = stored.record else {
+            continue;
+        };
+        match latest.get_mut(&record.key) {
+            Some(entry) if entry.0 > stored.sequence => {}
+            Some(entry) => *entry = (stored.sequence, record.fields),
+            None => {
+                latest.insert(record.key, (stored.sequence, record.fields));
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// Reads, spills, joins and builds the features (see the module documentation, steps 1–4).
+fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepared, TrainError> {
+    let settings = Settings::parse(input)?;
+    let window = TimeRange::days_ending_at(input.now_seconds, settings.window_days);
+    let window_in_words =
+        format!("in the last {} days (window ending {})", settings.window_days, date_of(window.end - 1));
+    let label_words = settings.label_types.join(" or ");
+    if settings.label_types.is_empty() {
+        return Err(TrainError::NotEnoughData("label_behavior_types names no behavior type".to_string()));
+    }
+    let mut spilled = examples::spill_behavior(input, context, window, &settings.label_types, (0, READ_END - 3))?;
+    let survey = &spilled.survey;
+    if survey.exposures == 0 && survey.labels == 0 {
+        return Err(TrainError::NotEnoughData(format!(
+            "no expose or {label_words} behavior events {window_in_words}: the window holds {} events{}",
+            survey.events_in_window,
+            types_in_words(&survey.by_type)
+        )));
+    }
+    if survey.exposures == 0 {
+        return Err(TrainError::NotEnoughData(format!(
+            "no expose behavior events {window_in_words}: a click-through rate needs the impressions \
+             ({} {label_words} events found)",
+            survey.labels
+        )));
+    }
+    if survey.labels == 0 {
+        return Err(TrainError::NotEnoughData(format!(
+            "no {label_words} behavior events (label_behavior_types) {window_in_words}: there is no positive \
+             example among the {} exposures{}",
+            survey.exposures,
+            types_in_words(&survey.by_type)
+        )));
+    }
+    let (Some(first_used), Some(last_used)) = (survey.first_used, survey.last_used) else {
+        return Err(TrainError::Internal("used events were counted without their times".into()));
+    };
+
+    // Items: ITEM_INFO records, then documents (which win), then behavior-only items.
+    let space = FeatureSpace::new(settings.hash_bits);
+    let mut item_fields = latest_records(input, context, DatasetKind::ItemInfo)?;
+    let item_info_records = item_fields.len();
+    context.set_progress(READ_END - 2);
+    let mut documents_read = 0u64;
+    let mut documents_without_id = 0u64;
+    let mut items_with_documents: FastMap<String, ()> = FastMap::default();
+    for (index, document) in input.snapshot.documents(None)?.enumerate() {
+        if index % RECORDS_PER_CHECK == 0 {
+            context.check_cancelled()?;
+        }
+        let document = document?;
+        documents_read += 1;
+        let Some(item_id) = document.fields.get(&settings.id_field).and_then(id_text) else {
+            documents_without_id += 1;
+            continue;
+        };
+        items_with_documents.insert(item_id.clone(), ());
+        item_fields.insert(item_id, (u64::MAX, document.fields));
+    }
+    let mut item_ids: Vec<String> = item_fields.keys().cloned().collect();
+    item_ids.sort_unstable();
+    let mut item_index: FastMap<String, u32> = FastMap::default();
+    let mut item_features = Vec::with_capacity(item_ids.len());
+    for (index, item_id) in item_ids.iter().enumerate() {
+        let fields = item_fields.get(item_id).map(|(_, fields)| fields);
+        item_features.push(ItemFeatures::build(&space, &settings.item_fields, item_id, fields));
+        item_index.insert(item_id.clone(), index as u32);
+    }
+    drop(item_fields);
+    let mut behavior_items = Vec::with_capacity(spilled.items.len());
+    let mut behavior_items_with_features = 0u64;
+    for interned in 0..spilled.items.len() as u32 {
+        let item_id = spilled.items.text(interned);
+        let index = match item_index.get(item_id) {
+            Some(index) => {
+                behavior_items_with_features += 1;
+                *index
+            }
+            None => {
+                item_ids.push(item_id.to_string());
+                item_features.push(ItemFeatures::build(&space, &settings.item_fields, item_id, None));
+                (item_features.len() - 1) as u32
+            }
+        };
+        behavior_items.push(index);
+    }
+    drop(item_index);
+
+    // Users: every USER record, then behavior-only users.
+    context.set_progress(READ_END - 1);
+    let user_records = latest_records(input, context, DatasetKind::Users)?;
+    let mut user_ids: Vec<String> = user_records.keys().cloned().collect();
+    user_ids.sort_unstable();
+    let mut user_index: FastMap<String, u32> = FastMap::default();
+    let mut user_features = Vec::with_capacity(user_ids.len());
+    for (index, user_id) in user_ids.iter().enumerate() {
+        let fields = user_records.get(user_id).map(|(_, fields)| fields);
+        user_features.push(UserFeatures::build(&space, &settings.user_fields, user_id, fields));
+        user_index.insert(user_id.clone(), index as u32);
+    }
+    drop(user_records);
+    let mut user_has_record = vec![true; user_ids.len()];
+    let mut behavior_users = Vec::with_capacity(spilled.users.len());
+    let mut behavior_users_with_records = 0u64;
+    for interned in 0..spilled.users.len() as u32 {
+        let user_id = spilled.users.text(interned);
+        let index = match user_index.get(user_id) {
+            Some(index) => {
+                behavior_users_with_records += 1;
+                *index
+            }
+            None => {
+                user_ids.push(user_id.to_string());
+                user_features.push(UserFeatures::anonymous(&space, user_id));
+                user_has_record.push(false);
+                (user_features.len() - 1) as u32
+            }
+        };
+        behavior_users.push(index);
+    }
+    drop(user_index);
+    let businesses: Vec<Feature> =
+        (0..spilled.businesses.len() as u32).map(|index| biz_feature(&space, spilled.businesses.text(index))).collect();
+    context.set_progress(READ_END);
+
+    // Join and split.
+    let split = match settings.holdout_split {
+        HoldoutSplit::Time => {
+            let span = last_used - first_used;
+            let holdout_seconds = ((span as f64 * f64::from(settings.holdout_percent) / 100.0).ceil() as i64).max(1);
+            Split::Time { split_time: last_used + 1 - holdout_seconds }
+        }
+        HoldoutSplit::Random => {
+            Split::Random { seed: settings.seed, per_ten_thousand: u64::from(settings.holdout_percent) * 100 }
+        }
+    };
+    let join_estimate = spilled.survey.exposures + spilled.survey.labels;
+    let mut join_progress = PhaseProgress::new(context, READ_END, JOIN_END, join_estimate);
+    let joined = examples::join(&mut spilled, split, context, &mut join_progress)?;
+    let join_report = &joined.report;
+    let split_in_words = match split {
+        Split::Time { split_time } => format!("time split at {} ({split_time})", date_of(split_time)),
+        Split::Random { .. } => format!("random split of {}% of the examples", settings.holdout_percent),
+    };
+    let training_examples = join_report.training_examples;
+    let holdout_examples = join_report.examples - training_examples;
+    let holdout_positives = join_report.positives - join_report.training_positives;
+    if training_examples == 0 {
+        return Err(TrainError::NotEnoughData(format!(
+            "the training part is empty: every one of the {} examples is in the holdout ({split_in_words})",
+            join_report.examples
+        )));
+    }
+    if holdout_examples == 0 {
+        return Err(TrainError::NotEnoughData(format!(
+            "the holdout is empty: none of the {training_examples} examples falls in it ({split_in_words}); \
+             more data or a larger holdout_percent is needed"
+        )));
+    }
+    if join_report.training_positives == 0 || join_report.training_positives == training_examples {
+        let missing = if join_report.training_positives == 0 { "clicked" } else { "unclicked" };
+        return Err(TrainError::NotEnoughData(format!(
+            "the training part has no {missing} example ({training_examples} examples, {split_in_words})"
+        )));
+    }
+    if holdout_positives == 0 || holdout_positives == holdout_examples {
+        let missing = if holdout_positives == 0 { "clicked" } else { "unclicked" };
+        return Err(TrainError::NotEnoughData(format!(
+            "the holdout has no {missing} example ({holdout_examples} examples, {split_in_words}): its AUC is \
+             undefined; more data or a larger holdout_percent is needed"
+        )));
+    }
+
+    let prior = smoothing_prior(&joined.training_counts);
+    let config = FeatureConfig { space, prior, cross_user: true, cross_user_fields: true };
+    let survey = &spilled.survey;
+    let report = json!({
+        "window": window.to_json(),
+        "split": match split {
+            Split::Time { split_time } => json!({"kind": "time", "holdout_percent": settings.holdout_percent,
+                "split_time": split_time, "split_date": date_of(split_time)}),
+            Split::Random { .. } => json!({"kind": "random", "holdout_percent": settings.holdout_percent}),
+        },
+        "behavior_rows_read": survey.rows_read,
+        "events_in_window": survey.events_in_window,
+        "events_by_type": survey.by_type,
+        "expose_events": survey.exposures,
+        "label_events": survey.labels,
+        "impressions": join_report.impressions,
+        "duplicate_exposures": join_report.duplicate_exposures,
+        "clicks_joined": join_report.labels_joined,
+        "clicks_without_exposure": join_report.labels_without_exposure,
+        "duplicate_clicks": join_report.duplicate_labels,
+        "examples": join_report.examples,
+        "positives": join_report.positives,
+        "documents_read": documents_read,
+        "documents_without_id_field": documents_without_id,
+        "item_info_records": item_info_records,
+        "items_with_documents": items_with_documents.len(),
+        "behavior_items": spilled.items.len(),
+        "behavior_items_with_fields": behavior_items_with_features,
+        "users_with_records": user_has_record.iter().filter(|has| **has).count(),
+        "behavior_users": spilled.users.len(),
+        "behavior_users_with_records": behavior_users_with_records,
+    });
+    Ok(Prepared {
+        settings,
+        config,
+        spilled,
+        joined,
+        item_ids,
+        item_features,
+        behavior_items,
+        user_ids,
+        user_features,
+        user_has_record,
+        behavior_users,
+        businesses,
+        report,
+    })
+}
+
+fn types_in_words(by_type: &std::collections::BTreeMap<String, u64>) -> String {
+    if by_type.is_empty() {
+        return String::new();
+    }
+    let listed: Vec<String> = by_type.iter().map(|(kind, count)| format!("{kind} {count}")).collect();
+    format!(" ({})", listed.join(", "))
+}
+
+/// The Beta prior of the items' rates (pop's empirical-Bayes fit) over the training counts.
+fn smoothing_prior(counts: &[PriorCounts]) -> SmoothingPrior {
+    let totals: Vec<ItemTotals> = counts
+        .iter()
+        .map(|counts| {
+            let exposures = f64::from(counts.exposures);
+            ItemTotals {
+                actions: f64::from(counts.clicks),
+                exposures,
+                exposure_squares: exposures,
+                exposure_count: u64::from(counts.exposures),
+            }
+        })
+        .collect();
+    let fitted = fit_prior(&totals);
+    SmoothingPrior {
+        strength: fitted.strength,
+        center: fitted.mean,
+        bands: fitted.bands.iter().map(|band| (band.least_exposures, band.mean)).collect(),
+    }
+}
+
+/// AUC (ties half) and mean logloss of `(probability, label)` pairs.
+fn auc_and_logloss(scored: &[(f64, bool)]) -> (Option<f64>, f64) {
+    let groups: Vec<(f64, u64, u64)> =
+        scored.iter().map(|(score, label)| (*score, u64::from(*label), u64::from(!*label))).collect();
+    let mut loss = 0.0;
+    for (probability, label) in scored {
+        let clamped = probability.clamp(LOGLOSS_EPSILON, 1.0 - LOGLOSS_EPSILON);
+        loss -= if *label { clamped.ln() } else { (1.0 - clamped).ln() };
+    }
+    (area_under_curve(groups), loss / scored.len().max(1) as f64)
+}
+
+/// Every example of a file, in order, block by block (cancellation checked between blocks).
+fn for_each_example(
+    file: &ExampleFile,
+    context: &TrainingContext,
+    mut visit: impl FnMut(&Example) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
+    let mut reader = file.reader()?;
+    let mut block = Vec::with_capacity(learners::BLOCK_EXAMPLES);
+    let mut first = 0u64;
+    while first < file.count() {
+        context.check_cancelled()?;
+        let count = (file.count() - first).min(learners::BLOCK_EXAMPLES as u64) as usize;
+        reader.read(first, count, &mut block)?;
+        for example in &block {
+            visit(example)?;
+        }
+        first += count as u64;
+    }
+    Ok(())
+}
+
+/// A holdout example as evaluation scored it (the train/serve parity test replays it).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(test), allow(dead_code, reason = "read by the train/serve parity test"))]
+pub(crate) struct ScoredExample {
+    pub user_id: String,
+    pub item_id: String,
+    pub context: Context,
+    pub counts: PriorCounts,
+    pub probability: f32,
+}
+
+/// Trains ctr (see the module documentation).
+pub(crate) fn train(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<TrainedModel, TrainError> {
+    train_traced(input, context, 0).map(|(model, _)| model)
+}
+
+/// Trains, and returns the first `traced` holdout examples as evaluation scored them.
+pub(crate) fn train_traced(
+    input: &TrainingInput<'_>,
+    context: &TrainingContext,
+    traced: usize,
+) -> Result<(TrainedModel, Vec<ScoredExample>), TrainError> {
+    let prepared = prepare(input, context)?;
+    let settings = &prepared.settings;
+    let joined = &prepared.joined;
+    let features_of = prepared.features_of();
+
+    // Learn.
+    let learner = Learner::new(settings.hash_bits, settings.hyper());
+    let training_count = joined.training.count();
+    let total = training_count * u64::from(settings.epochs);
+    let learn_started = Instant::now();
+    let mut epoch_seconds = Vec::new();
+    for epoch in 0..u64::from(settings.epochs) {
+        let epoch_started = Instant::now();
+        let done_before = epoch * training_count;
+        let span = f64::from(LEARN_END - JOIN_END);
+        let mut on_progress = |processed: u64| {
+            let share = (done_before + processed) as f64 / total.max(1) as f64;
+            context.set_progress(JOIN_END + (span * share.min(1.0)) as u32);
+        };
+        run_pass(
+            &learner,
+            &joined.training,
+            0..training_count,
+            PassMode::Learn,
+            settings.threads,
+            &features_of,
+            context,
+            &mut on_progress,
+        )?;
+        epoch_seconds.push(epoch_started.elapsed().as_secs_f64());
+    }
+    let train_seconds = learn_started.elapsed().as_secs_f64();
+    context.set_progress(LEARN_END);
+
+    // Evaluate.
+    let holdout_count = joined.holdout.count();
+    let predictions = run_pass(
+        &learner,
+        &joined.holdout,
+        0..holdout_count,
+        PassMode::Predict,
+        settings.threads,
+        &features_of,
+        context,
+        &mut |_| {},
+    )?;
+    let prior = &prepared.config.prior;
+    let mut baseline = Vec::with_capacity(predictions.len());
+    let mut trace = Vec::new();
+    let mut position = 0usize;
+    for_each_example(&joined.holdout, context, |example| {
+        let counts = joined.training_counts.get(example.item as usize).copied().unwrap_or_default();
+        baseline.push((prior.rate(counts.clicks, counts.exposures), example.label));
+        if trace.len() < traced
+            && let Some((probability, _)) = predictions.get(position)
+        {
+            trace.push(ScoredExample {
+                user_id: prepared.spilled.users.text(example.user).to_string(),
+                item_id: prepared.spilled.items.text(example.item).to_string(),
+                context: Context {
+                    biz_id: prepared.spilled.businesses.text(example.biz).to_string(),
+                    time: example.time,
+                },
+                counts: example.prior,
+                probability: *probability,
+            });
+        }
+        position += 1;
+        Ok(())
+    })?;
+    let model_scores: Vec<(f64, bool)> =
+        predictions.iter().map(|(probability, label)| (f64::from(*probability), *label)).collect();
+    let (auc, logloss) = auc_and_logloss(&model_scores);
+    let (baseline_auc, baseline_logloss) = auc_and_logloss(&baseline);
+    let (Some(auc), Some(baseline_auc)) = (auc, baseline_auc) else {
+        return Err(TrainError::Internal("the holdout lost its positives or negatives".into()));
+    };
+
+    // The artifact.
+    let model = served_model(&prepared, learner.export(), input.now_seconds);
+    let artifact = model.to_bytes();
+
+    let mut warnings = Vec::new();
+    let below_baseline = auc < baseline_auc;
+    if below_baseline {
+        let serving = if settings.serve_below_baseline {
+            "it replaces the served model anyway (serve_below_baseline=true)"
+        } else {
+            "the instance keeps serving its previous model (set serve_below_baseline=true to serve it)"
+        };
+        warnings.push(format!(
+            "the model's holdout AUC {auc:.4} is below the smoothed-popularity baseline's {baseline_auc:.4}: {serving}"
+        ));
+    }
+    let examples_processed = total as f64;
+    let metrics = json!({
+        "model": settings.model.as_str(),
+        "format": FORMAT,
+        "auc": auc,
+        "logloss": logloss,
+        "baseline_auc": baseline_auc,
+        "baseline_logloss": baseline_logloss,
+        "training_examples": training_count,
+        "training_positives": joined.report.training_positives,
+        "holdout_examples": holdout_count,
+        "holdout_positives": joined.report.positives - joined.report.training_positives,
+        "holdout_split": match settings.holdout_split { HoldoutSplit::Time => "time", HoldoutSplit::Random => "random" },
+        "epochs": settings.epochs,
+        "epoch_seconds": epoch_seconds,
+        "train_seconds": train_seconds,
+        "examples_per_second": if train_seconds > 0.0 { examples_processed / train_seconds } else { 0.0 },
+        "threads": settings.threads,
+        "hash_bits": settings.hash_bits,
+        "factors": settings.factors,
+        "learning_rate": settings.learning_rate,
+        "l1": settings.l1,
+        "l2": settings.l2,
+        "weights": model.describe()["weights"],
+        "artifact_bytes": artifact.len(),
+        "prior": {"strength": prior.strength, "center": prior.center, "bands": prior.bands.len()},
+    });
+    context.set_progress(100);
+    let trained = TrainedModel {
+        artifact,
+        metrics,
+        data_report: prepared.report.clone(),
+        warnings,
+        replace_served: !below_baseline || settings.serve_below_baseline,
+    };
+    Ok((trained, trace))
+}
+
+/// The model to serve: the weights, every item with its counts over all examples, and every
+/// user with a USER record.
+fn served_model(prepared: &Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
+    let mut counts = vec![PriorCounts::default(); prepared.item_features.len()];
+    for (interned, index) in prepared.behavior_items.iter().enumerate() {
+        if let Some(final_counts) = prepared.joined.final_counts.get(interned) {
+            counts[*index as usize] = *final_counts;
+        }
+    }
+    let mut items = FastMap::default();
+    items.reserve(prepared.item_ids.len());
+    for ((item_id, features), counts) in prepared.item_ids.iter().zip(&prepared.item_features).zip(counts) {
+        items.insert(item_id.clone(), KnownItem { features: features.clone(), counts });
+    }
+    let mut users = FastMap::default();
+    for ((user_id, features), has_record) in
+        prepared.user_ids.iter().zip(&prepared.user_features).zip(&prepared.user_has_record)
+    {
+        if *has_record && features.features.len() > 1 {
+            // The id feature comes first and is made again from the id when scoring.
+            users.insert(
+                user_id.clone(),
+                KnownUser { features: features.features[1..].to_vec(), field_keys: features.field_keys.clone() },
+            );
+        }
+    }
+    CtrModel::new(prepared.settings.model, prepared.config.clone(), now_seconds, weights, items, users)
+}
+
+/// Writes the examples the trainer would train on (`train_out`, in training order) and
+/// evaluate on (`holdout_out`) as Vowpal Wabbit text lines, `1 |f 123:1 4567:0.5` or
+/// `-1 |f ...`: the feature names are the slot numbers, so `vw -b hash_bits` sees the same
+/// slots (and collisions), and the same split. Returns (training lines, holdout lines).
+pub fn export_vw_examples(
+    input: &TrainingInput<'_>,
+    context: &TrainingContext,
+    train_out: &mut dyn Write,
+    holdout_out: &mut dyn Write,
+) -> Result<(u64, u64), TrainError> {
+    let prepared = prepare(input, context)?;
+    let features_of = prepared.features_of();
+    let mut written = [0u64; 2];
+    let files = [&prepared.joined.training, &prepared.joined.holdout];
+    let outputs: [&mut dyn Write; 2] = [train_out, holdout_out];
+    for ((file, out), count) in files.into_iter().zip(outputs).zip(written.iter_mut()) {
+        let mut features = Vec::with_capacity(64);
+        let mut line = String::with_capacity(1024);
+        for_each_example(file, context, |example| {
+            features_of(example, &mut features);
+            line.clear();
+            line.push_str(if example.label { "1 |f" } else { "-1 |f" });
+            for feature in &features {
+                use std::fmt::Write as _;
+                let _ = write!(line, " {}:{}", feature.slot, feature.value);
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes())
+                .map_err(|error| TrainError::Internal(format!("writing the VW examples: {error}")))?;
+            *count += 1;
+            Ok(())
+        })?;
+    }
+    Ok((written[0], written[1]))
+}
+
+#[cfg(test)]
+mod tests;
