@@ -11,8 +11,9 @@
 //!   the name first; an identity that names no app group is authorized as written, so a caller
 //!   without access learns nothing — it gets `Forbidden.RAM` whether or not the group exists);
 //! - a RAM admin route (`ram:*` action) with `{userName}`: `acs:ram:*:{account}:user/{userName}`;
-//!   with only `{policyName}`: `acs:ram:*:{account}:policy/{policyName}`; otherwise
-//!   `acs:ram:*:{account}:*`;
+//!   with only `{policyName}`: `acs:ram:*:{account}:policy/{policyName}`; the root account's
+//!   key routes (`/ram/root/...`): `acs:ram:*:{account}:root` (and only the root passes them);
+//!   otherwise `acs:ram:*:{account}:*`;
 //! - any other route: `acs:opensearch:{region}:{account}:apps/*`, matched as a literal.
 //!
 //! ListAppGroups is the one operation that filters rather than refuses: a RAM user sees the app
@@ -150,6 +151,9 @@ pub async fn resource_of(
         }
         if let Some(policy_name) = path.get("policyName") {
             return Ok(format!("acs:ram:*:{account}:policy/{policy_name}"));
+        }
+        if operation.path().starts_with("/v4/openapi/ram/root/") {
+            return Ok(format!("acs:ram:*:{account}:root"));
         }
         return Ok(format!("acs:ram:*:{account}:*"));
     }

@@ -126,6 +126,11 @@ operations! {
     ListAccessKeys => (GET, "/v4/openapi/ram/users/{userName}/access-keys", "ram:ListAccessKeys", PascalIntegerLatency, []),
     UpdateAccessKey => (PUT, "/v4/openapi/ram/users/{userName}/access-keys/{userAccessKeyId}", "ram:UpdateAccessKey", PascalIntegerLatency, []),
     DeleteAccessKey => (DELETE, "/v4/openapi/ram/users/{userName}/access-keys/{userAccessKeyId}", "ram:DeleteAccessKey", PascalIntegerLatency, []),
+    // The root account's own keys (besides its bootstrap key); root only.
+    CreateRootAccessKey => (POST, "/v4/openapi/ram/root/access-keys", "ram:CreateRootAccessKey", PascalIntegerLatency, []),
+    ListRootAccessKeys => (GET, "/v4/openapi/ram/root/access-keys", "ram:ListRootAccessKeys", PascalIntegerLatency, []),
+    UpdateRootAccessKey => (PUT, "/v4/openapi/ram/root/access-keys/{userAccessKeyId}", "ram:UpdateRootAccessKey", PascalIntegerLatency, []),
+    DeleteRootAccessKey => (DELETE, "/v4/openapi/ram/root/access-keys/{userAccessKeyId}", "ram:DeleteRootAccessKey", PascalIntegerLatency, []),
     CreatePolicy => (POST, "/v4/openapi/ram/policies", "ram:CreatePolicy", PascalIntegerLatency, []),
     ListPolicies => (GET, "/v4/openapi/ram/policies", "ram:ListPolicies", PascalIntegerLatency, []),
     GetPolicy => (GET, "/v4/openapi/ram/policies/{policyName}", "ram:GetPolicy", PascalIntegerLatency, []),

@@ -152,12 +152,12 @@ pub enum CoreError {
     UserNotExist { user_name: String },
     #[error("RAM user \"{user_name}\" already exists.")]
     UserAlreadyExist { user_name: String },
-    #[error("AccessKey \"{access_key_id}\" of RAM user \"{user_name}\" does not exist.")]
-    AccessKeyNotExist { user_name: String, access_key_id: String },
+    #[error("AccessKey \"{access_key_id}\" of {owner} does not exist.")]
+    AccessKeyNotExist { owner: String, access_key_id: String },
     #[error(
-        "RAM user \"{user_name}\" already has {limit} AccessKeys, the most a user may have; delete one first (rotation: create the new key, move callers to it, delete the old one)."
+        "{owner} already has {limit} AccessKeys, the most allowed; delete one first (rotation: create the new key, move callers to it, delete the old one)."
     )]
-    AccessKeyLimitExceeded { user_name: String, limit: usize },
+    AccessKeyLimitExceeded { owner: String, limit: usize },
     #[error("Policy \"{policy_name}\" does not exist.")]
     PolicyNotExist { policy_name: String },
     #[error("Policy \"{policy_name}\" already exists.")]

@@ -3,9 +3,10 @@
 //!
 //! # Identities (decision)
 //! Trainyard has **one account**, the root account (`root`), whose bootstrap AccessKey comes from
-//! the environment or the data dir's key file (`trainyard` crate, `keys`). RAM users belong to
-//! that account; each has up to [`MAX_ACCESS_KEYS_PER_USER`] AccessKeys (RAM's limit, which also
-//! makes rotation the only way to a new key: create the second, move callers, delete the first).
+//! the environment or the data dir's key file (`trainyard` crate, `keys`). The root account may
+//! also hold keys in the store (rotatable through the admin API), and so may each RAM user of
+//! the account: up to [`MAX_ACCESS_KEYS_PER_USER`] each (RAM's limit, which also makes rotation
+//! the only way to a new key: create the second, move callers, delete the first).
 //! The root account is allowed everything and needs no policy; a user is allowed only what an
 //! attached policy allows ([`crate::policy::evaluate`]).
 //!
@@ -92,7 +93,8 @@ impl AccessKeyStatus {
 pub struct StoredAccessKey {
     pub access_key_id: String,
     pub account_id: AccountId,
-    pub user_name: String,
+    /// The root account (its rotatable keys, besides the bootstrap key) or a RAM user.
+    pub owner: Principal,
     pub status: AccessKeyStatus,
     /// `v1:` + hex(nonce ‖ ciphertext ‖ tag); opened by [`SecretSealer::open`].
     pub sealed_secret: String,
@@ -143,30 +145,30 @@ pub trait RamStore: Send + Sync + 'static {
     async fn list_users(&self, account_id: &AccountId) -> Result<Vec<RamUser>, CoreError>;
     /// Deletes the user with its AccessKeys and policy attachments. False when it did not exist.
     async fn delete_user(&self, account_id: &AccountId, user_name: &str) -> Result<bool, CoreError>;
-    /// `UserNotExist` when the user is gone; `AccessKeyLimitExceeded` when it already has
-    /// `limit` keys (checked and inserted atomically).
+    /// `UserNotExist` when the owning user is gone; `AccessKeyLimitExceeded` when the owner
+    /// already has `limit` keys (checked and inserted atomically).
     async fn insert_access_key(&self, key: StoredAccessKey, limit: usize) -> Result<(), CoreError>;
     /// Any account's key, by id (authentication looks keys up before it knows the account).
     async fn find_access_key(&self, access_key_id: &str) -> Result<Option<StoredAccessKey>, CoreError>;
-    /// A user's keys, oldest first.
+    /// An owner's keys, oldest first.
     async fn list_access_keys(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
     ) -> Result<Vec<StoredAccessKey>, CoreError>;
-    /// False when the user has no such key.
+    /// False when the owner has no such key.
     async fn set_access_key_status(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
         status: AccessKeyStatus,
     ) -> Result<bool, CoreError>;
-    /// False when the user has no such key.
+    /// False when the owner has no such key.
     async fn delete_access_key(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
     ) -> Result<bool, CoreError>;
     /// `PolicyAlreadyExist` when the account has a policy of that name.
@@ -365,6 +367,14 @@ impl ExplainedDecision {
     }
 }
 
+/// How an owner is named in messages: `RAM user "alice"` or `the root account`.
+pub fn owner_name(owner: &Principal) -> String {
+    match owner {
+        Principal::Root => "the root account".to_string(),
+        Principal::User(user_name) => format!("RAM user \"{user_name}\""),
+    }
+}
+
 /// Evaluates `request` for a principal whose policies are `policies`: the root account is
 /// allowed everything; a user by its policies.
 pub fn decide(
@@ -413,7 +423,7 @@ impl RamService {
         };
         Ok(Some(ResolvedAccessKey {
             account_id: stored.account_id,
-            principal: Principal::User(stored.user_name),
+            principal: stored.owner,
             status: stored.status,
             access_key_secret: secret,
         }))
@@ -488,19 +498,34 @@ impl RamService {
 
     // ---- AccessKeys ----
 
+    /// Checks that the owner exists (the root account always does).
+    async fn check_owner(&self, account_id: &AccountId, owner: &Principal) -> Result<(), CoreError> {
+        if let Principal::User(user_name) = owner {
+            self.get_user(account_id, user_name).await?;
+        }
+        Ok(())
+    }
+
+    fn key_not_found(owner: &Principal, access_key_id: &str) -> CoreError {
+        CoreError::AccessKeyNotExist { owner: owner_name(owner), access_key_id: printable(access_key_id) }
+    }
+
+    /// A new Active key for the root account or a user; the only time its secret is shown.
     pub async fn create_access_key(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
     ) -> Result<CreatedAccessKey, CoreError> {
-        validate_ram_name("userName", user_name)?;
+        if let Principal::User(user_name) = owner {
+            validate_ram_name("userName", user_name)?;
+        }
         let access_key_id = new_access_key_id();
         let secret = new_access_key_secret();
         let key = StoredAccessKey {
             sealed_secret: self.sealer.seal(&access_key_id, &secret),
             access_key_id,
             account_id: account_id.clone(),
-            user_name: user_name.to_string(),
+            owner: owner.clone(),
             status: AccessKeyStatus::Active,
             created_ms: self.clock.now_ms(),
         };
@@ -511,25 +536,22 @@ impl RamService {
     pub async fn list_access_keys(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
     ) -> Result<Vec<StoredAccessKey>, CoreError> {
-        self.get_user(account_id, user_name).await?;
-        self.store.list_access_keys(account_id, user_name).await
+        self.check_owner(account_id, owner).await?;
+        self.store.list_access_keys(account_id, owner).await
     }
 
     pub async fn update_access_key(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
         status: AccessKeyStatus,
     ) -> Result<(), CoreError> {
-        self.get_user(account_id, user_name).await?;
-        if !self.store.set_access_key_status(account_id, user_name, access_key_id, status).await? {
-            return Err(CoreError::AccessKeyNotExist {
-                user_name: user_name.to_string(),
-                access_key_id: printable(access_key_id),
-            });
+        self.check_owner(account_id, owner).await?;
+        if !self.store.set_access_key_status(account_id, owner, access_key_id, status).await? {
+            return Err(Self::key_not_found(owner, access_key_id));
         }
         Ok(())
     }
@@ -537,15 +559,12 @@ impl RamService {
     pub async fn delete_access_key(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
     ) -> Result<(), CoreError> {
-        self.get_user(account_id, user_name).await?;
-        if !self.store.delete_access_key(account_id, user_name, access_key_id).await? {
-            return Err(CoreError::AccessKeyNotExist {
-                user_name: user_name.to_string(),
-                access_key_id: printable(access_key_id),
-            });
+        self.check_owner(account_id, owner).await?;
+        if !self.store.delete_access_key(account_id, owner, access_key_id).await? {
+            return Err(Self::key_not_found(owner, access_key_id));
         }
         Ok(())
     }

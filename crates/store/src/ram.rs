@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use trainyard_core::CoreError;
 use trainyard_core::model::{AccountId, Millis};
-use trainyard_core::ram::{AccessKeyStatus, RamStore, RamUser, StoredAccessKey, StoredPolicy};
+use trainyard_core::ram::{AccessKeyStatus, Principal, RamStore, RamUser, StoredAccessKey, StoredPolicy, owner_name};
 
 use crate::error::{StoreError, is_foreign_key_violation, is_unique_violation};
 use crate::{Backend, SqlStore};
@@ -40,11 +40,30 @@ fn key_from_row(row: &AnyRow) -> Result<StoredAccessKey, CoreError> {
     Ok(StoredAccessKey {
         access_key_id: row.try_get("access_key_id").map_err(storage)?,
         account_id: AccountId(row.try_get("account_id").map_err(storage)?),
-        user_name: row.try_get("user_name").map_err(storage)?,
+        owner: match row.try_get::<Option<String>, _>("user_name").map_err(storage)? {
+            None => Principal::Root,
+            Some(user_name) => Principal::User(user_name),
+        },
         status,
         sealed_secret: row.try_get("sealed_secret").map_err(storage)?,
         created_ms: row.try_get("created_ms").map_err(storage)?,
     })
+}
+
+/// The owner's column value: NULL for the root account.
+fn owner_column(owner: &Principal) -> Option<String> {
+    match owner {
+        Principal::Root => None,
+        Principal::User(user_name) => Some(user_name.clone()),
+    }
+}
+
+/// The condition selecting an owner's keys, its placeholder numbered `$placeholder`.
+fn owner_condition(owner: &Principal, placeholder: usize) -> String {
+    match owner {
+        Principal::Root => "user_name IS NULL".to_string(),
+        Principal::User(_) => format!("user_name = ${placeholder}"),
+    }
 }
 
 fn policy_from_row(row: &AnyRow) -> Result<StoredPolicy, CoreError> {
@@ -125,30 +144,48 @@ impl RamStore for SqlStore {
     async fn insert_access_key(&self, key: StoredAccessKey, limit: usize) -> Result<(), CoreError> {
         let _write_guard = self.write_guard().await;
         let mut transaction = self.pool.begin().await.map_err(storage)?;
-        let lock_user = match self.backend {
-            Backend::Postgres => "SELECT user_name FROM ram_users WHERE account_id = $1 AND user_name = $2 FOR UPDATE",
-            Backend::Sqlite => "SELECT user_name FROM ram_users WHERE account_id = $1 AND user_name = $2",
-        };
-        let user = sqlx::query(lock_user)
-            .bind(key.account_id.0.clone())
-            .bind(key.user_name.clone())
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(storage)?;
-        if user.is_none() {
-            return Err(CoreError::UserNotExist { user_name: key.user_name });
+        match &key.owner {
+            Principal::User(user_name) => {
+                // The user's row lock serializes key creation for that user on PostgreSQL.
+                let lock_user = match self.backend {
+                    Backend::Postgres => {
+                        "SELECT user_name FROM ram_users WHERE account_id = $1 AND user_name = $2 FOR UPDATE"
+                    }
+                    Backend::Sqlite => "SELECT user_name FROM ram_users WHERE account_id = $1 AND user_name = $2",
+                };
+                let user = sqlx::query(lock_user)
+                    .bind(key.account_id.0.clone())
+                    .bind(user_name.clone())
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err(storage)?;
+                if user.is_none() {
+                    return Err(CoreError::UserNotExist { user_name: user_name.clone() });
+                }
+            }
+            Principal::Root => {
+                // The root has no row to lock: the table lock (PostgreSQL) serializes root key
+                // creation (rare) against itself; SQLite's write gate already does.
+                if self.backend == Backend::Postgres {
+                    sqlx::query("LOCK TABLE ram_access_keys IN SHARE ROW EXCLUSIVE MODE")
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(storage)?;
+                }
+            }
+        }
+        let count_sql = format!(
+            "SELECT COUNT(*) AS n FROM ram_access_keys WHERE account_id = $1 AND {}",
+            owner_condition(&key.owner, 2)
+        );
+        let mut count_query = sqlx::query(sqlx::AssertSqlSafe(count_sql)).bind(key.account_id.0.clone());
+        if let Some(user_name) = owner_column(&key.owner) {
+            count_query = count_query.bind(user_name);
         }
         let count: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM ram_access_keys WHERE account_id = $1 AND user_name = $2")
-                .bind(key.account_id.0.clone())
-                .bind(key.user_name.clone())
-                .fetch_one(&mut *transaction)
-                .await
-                .map_err(storage)?
-                .try_get("n")
-                .map_err(storage)?;
+            count_query.fetch_one(&mut *transaction).await.map_err(storage)?.try_get("n").map_err(storage)?;
         if count >= limit as i64 {
-            return Err(CoreError::AccessKeyLimitExceeded { user_name: key.user_name, limit });
+            return Err(CoreError::AccessKeyLimitExceeded { owner: owner_name(&key.owner), limit });
         }
         let inserted = sqlx::query(
             "INSERT INTO ram_access_keys (access_key_id, account_id, user_name, status, sealed_secret, created_ms) \
@@ -156,7 +193,7 @@ impl RamStore for SqlStore {
         )
         .bind(key.access_key_id.clone())
         .bind(key.account_id.0.clone())
-        .bind(key.user_name.clone())
+        .bind(owner_column(&key.owner))
         .bind(key.status.as_str())
         .bind(key.sealed_secret.clone())
         .bind(key.created_ms)
@@ -165,7 +202,7 @@ impl RamStore for SqlStore {
         match inserted {
             Ok(_) => {}
             Err(error) if is_foreign_key_violation(&error) => {
-                return Err(CoreError::UserNotExist { user_name: key.user_name });
+                return Err(CoreError::UserNotExist { user_name: owner_column(&key.owner).unwrap_or_default() });
             }
             Err(error) => return Err(storage(error)),
         }
@@ -185,56 +222,60 @@ impl RamStore for SqlStore {
     async fn list_access_keys(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
     ) -> Result<Vec<StoredAccessKey>, CoreError> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM ram_access_keys WHERE account_id = $1 AND user_name = $2 ORDER BY created_ms, access_key_id"
+            "SELECT {KEY_COLUMNS} FROM ram_access_keys WHERE account_id = $1 AND {} ORDER BY created_ms, access_key_id",
+            owner_condition(owner, 2)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(account_id.0.clone())
-            .bind(user_name.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id.0.clone());
+        if let Some(user_name) = owner_column(owner) {
+            query = query.bind(user_name);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(storage)?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn set_access_key_status(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
         status: AccessKeyStatus,
     ) -> Result<bool, CoreError> {
         let _write_guard = self.write_guard().await;
-        let updated = sqlx::query(
-            "UPDATE ram_access_keys SET status = $1 WHERE account_id = $2 AND user_name = $3 AND access_key_id = $4",
-        )
-        .bind(status.as_str())
-        .bind(account_id.0.clone())
-        .bind(user_name.to_string())
-        .bind(access_key_id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(storage)?;
+        let sql = format!(
+            "UPDATE ram_access_keys SET status = $1 WHERE account_id = $2 AND access_key_id = $3 AND {}",
+            owner_condition(owner, 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(account_id.0.clone())
+            .bind(access_key_id.to_string());
+        if let Some(user_name) = owner_column(owner) {
+            query = query.bind(user_name);
+        }
+        let updated = query.execute(&self.pool).await.map_err(storage)?;
         Ok(updated.rows_affected() > 0)
     }
 
     async fn delete_access_key(
         &self,
         account_id: &AccountId,
-        user_name: &str,
+        owner: &Principal,
         access_key_id: &str,
     ) -> Result<bool, CoreError> {
         let _write_guard = self.write_guard().await;
-        let deleted =
-            sqlx::query("DELETE FROM ram_access_keys WHERE account_id = $1 AND user_name = $2 AND access_key_id = $3")
-                .bind(account_id.0.clone())
-                .bind(user_name.to_string())
-                .bind(access_key_id.to_string())
-                .execute(&self.pool)
-                .await
-                .map_err(storage)?;
+        let sql = format!(
+            "DELETE FROM ram_access_keys WHERE account_id = $1 AND access_key_id = $2 AND {}",
+            owner_condition(owner, 3)
+        );
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id.0.clone()).bind(access_key_id.to_string());
+        if let Some(user_name) = owner_column(owner) {
+            query = query.bind(user_name);
+        }
+        let deleted = query.execute(&self.pool).await.map_err(storage)?;
         Ok(deleted.rows_affected() > 0)
     }
 

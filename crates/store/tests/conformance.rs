@@ -27,7 +27,7 @@ use trainyard_core::model::{
     TaskState, TaskTrigger,
 };
 use trainyard_core::queue::{ClaimedTask, FireOutcome, Heartbeat, ReapedTask, TaskLease, TaskOutcome, TaskQueue};
-use trainyard_core::ram::{AccessKeyStatus, RamStore, RamUser, StoredAccessKey, StoredPolicy};
+use trainyard_core::ram::{AccessKeyStatus, Principal, RamStore, RamUser, StoredAccessKey, StoredPolicy};
 use trainyard_core::store::{
     AppGroupChanges, AppGroupFilter, AppGroupIdentity, InstanceChanges, InstanceFilter, MetadataStore, NewAppGroup,
     NewFunctionInstance, NewFunctionResource, ResourceReference, TaskFilter,
@@ -132,6 +132,7 @@ store_conformance_suite!(
     ram_policies_attach_in_order_and_cannot_be_deleted_while_attached,
     ram_deleting_a_user_takes_its_keys_and_attachments,
     ram_concurrent_key_creation_respects_the_limit,
+    ram_root_keys_have_no_user_and_their_own_limit,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3021,11 +3022,15 @@ fn ram_user(account_id: &AccountId, user_name: &str) -> RamUser {
     }
 }
 
+fn user(user_name: &str) -> Principal {
+    Principal::User(user_name.to_string())
+}
+
 fn ram_key(account_id: &AccountId, user_name: &str, access_key_id: &str, created_ms: Millis) -> StoredAccessKey {
     StoredAccessKey {
         access_key_id: access_key_id.to_string(),
         account_id: account_id.clone(),
-        user_name: user_name.to_string(),
+        owner: Principal::User(user_name.to_string()),
         status: AccessKeyStatus::Active,
         sealed_secret: format!("v1:sealed-{access_key_id}"),
         created_ms,
@@ -3074,11 +3079,11 @@ async fn ram_access_keys_are_limited_per_user_and_found_by_id(backend: TestBacke
     let third = ram_key(&account, "alice", &backend.access_key_id("third"), BASE_MS + 2);
     assert_eq!(
         store.insert_access_key(third.clone(), 2).await.unwrap_err(),
-        CoreError::AccessKeyLimitExceeded { user_name: "alice".into(), limit: 2 }
+        CoreError::AccessKeyLimitExceeded { owner: "RAM user \"alice\"".into(), limit: 2 }
     );
     assert_eq!(store.find_access_key(&third.access_key_id).await.unwrap(), None);
     assert_eq!(store.find_access_key(&first.access_key_id).await.unwrap(), Some(first.clone()));
-    assert_eq!(store.list_access_keys(&account, "alice").await.unwrap(), vec![first, second]);
+    assert_eq!(store.list_access_keys(&account, &user("alice")).await.unwrap(), vec![first, second]);
     // A key for a user that does not exist.
     let orphan = ram_key(&account, "nobody", &backend.access_key_id("orphan"), BASE_MS);
     assert_eq!(
@@ -3095,15 +3100,28 @@ async fn ram_access_key_status_and_deletion(backend: TestBackend) {
     let key = ram_key(&account, "alice", &backend.access_key_id("key"), BASE_MS);
     store.insert_access_key(key.clone(), 2).await.unwrap();
     assert!(
-        store.set_access_key_status(&account, "alice", &key.access_key_id, AccessKeyStatus::Inactive).await.unwrap()
+        store
+            .set_access_key_status(&account, &user("alice"), &key.access_key_id, AccessKeyStatus::Inactive)
+            .await
+            .unwrap()
     );
     assert_eq!(store.find_access_key(&key.access_key_id).await.unwrap().unwrap().status, AccessKeyStatus::Inactive);
     // Another user cannot touch it.
-    assert!(!store.set_access_key_status(&account, "bob", &key.access_key_id, AccessKeyStatus::Active).await.unwrap());
-    assert!(!store.delete_access_key(&account, "bob", &key.access_key_id).await.unwrap());
-    assert!(store.set_access_key_status(&account, "alice", &key.access_key_id, AccessKeyStatus::Active).await.unwrap());
-    assert!(store.delete_access_key(&account, "alice", &key.access_key_id).await.unwrap());
-    assert!(!store.delete_access_key(&account, "alice", &key.access_key_id).await.unwrap());
+    assert!(
+        !store
+            .set_access_key_status(&account, &user("bob"), &key.access_key_id, AccessKeyStatus::Active)
+            .await
+            .unwrap()
+    );
+    assert!(!store.delete_access_key(&account, &user("bob"), &key.access_key_id).await.unwrap());
+    assert!(
+        store
+            .set_access_key_status(&account, &user("alice"), &key.access_key_id, AccessKeyStatus::Active)
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_access_key(&account, &user("alice"), &key.access_key_id).await.unwrap());
+    assert!(!store.delete_access_key(&account, &user("alice"), &key.access_key_id).await.unwrap());
     assert_eq!(store.find_access_key(&key.access_key_id).await.unwrap(), None);
 }
 
@@ -3180,5 +3198,40 @@ async fn ram_concurrent_key_creation_respects_the_limit(backend: TestBackend) {
         }
     }
     assert_eq!(created, 2);
-    assert_eq!(store.list_access_keys(&account, "alice").await.unwrap().len(), 2);
+    assert_eq!(store.list_access_keys(&account, &user("alice")).await.unwrap().len(), 2);
+}
+
+async fn ram_root_keys_have_no_user_and_their_own_limit(backend: TestBackend) {
+    let store = &backend.store;
+    let account = backend.account("ram-root");
+    store.insert_user(ram_user(&account, "alice")).await.unwrap();
+    let mut root_key = ram_key(&account, "unused", &backend.access_key_id("root1"), BASE_MS);
+    root_key.owner = Principal::Root;
+    store.insert_access_key(root_key.clone(), 2).await.unwrap();
+    let mut second = root_key.clone();
+    second.access_key_id = backend.access_key_id("root2");
+    store.insert_access_key(second.clone(), 2).await.unwrap();
+    let mut third = root_key.clone();
+    third.access_key_id = backend.access_key_id("root3");
+    assert_eq!(
+        store.insert_access_key(third, 2).await.unwrap_err(),
+        CoreError::AccessKeyLimitExceeded { owner: "the root account".into(), limit: 2 }
+    );
+    // A user's keys are counted apart.
+    store.insert_access_key(ram_key(&account, "alice", &backend.access_key_id("alice1"), BASE_MS), 2).await.unwrap();
+    assert_eq!(store.find_access_key(&root_key.access_key_id).await.unwrap(), Some(root_key.clone()));
+    assert_eq!(store.list_access_keys(&account, &Principal::Root).await.unwrap(), vec![root_key.clone(), second]);
+    assert_eq!(store.list_access_keys(&account, &user("alice")).await.unwrap().len(), 1);
+    // A user cannot reach the root's keys, nor the root a user's through its own listing.
+    assert!(!store.delete_access_key(&account, &user("alice"), &root_key.access_key_id).await.unwrap());
+    assert!(
+        store
+            .set_access_key_status(&account, &Principal::Root, &root_key.access_key_id, AccessKeyStatus::Inactive)
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_access_key(&account, &Principal::Root, &root_key.access_key_id).await.unwrap());
+    // Deleting a user leaves the root's keys alone.
+    assert!(store.delete_user(&account, "alice").await.unwrap());
+    assert_eq!(store.list_access_keys(&account, &Principal::Root).await.unwrap().len(), 1);
 }

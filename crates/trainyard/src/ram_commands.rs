@@ -32,41 +32,76 @@ pub enum UsersCommand {
     Delete { user: String },
 }
 
+/// Whose keys: a RAM user (`--user NAME`) or the root account (`--root`: its keys in the store,
+/// besides the bootstrap key; only the root account may manage them).
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct KeyOwner {
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    root: bool,
+}
+
+impl KeyOwner {
+    fn describe(&self) -> String {
+        match &self.user {
+            Some(user) => format!("--user {user}"),
+            None => "--root".to_string(),
+        }
+    }
+
+    /// The keys collection's path, and the operation name for `verb` (`Create`, `List`, ...):
+    /// `{verb}AccessKey` for a user, `{verb}RootAccessKey` for the root (plural for List).
+    fn route(&self, verb: &str) -> (String, String) {
+        let plural = if verb == "List" { "s" } else { "" };
+        match &self.user {
+            Some(user) => (format!("{}/access-keys", user_path(user)), format!("{verb}AccessKey{plural}")),
+            None => ("/v4/openapi/ram/root/access-keys".to_string(), format!("{verb}RootAccessKey{plural}")),
+        }
+    }
+
+    fn key_route(&self, verb: &str, access_key_id: &str) -> (String, String) {
+        let (collection, action) = self.route(verb);
+        (format!("{collection}/{}", encode_segment(access_key_id)), action)
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
-    /// Create an AccessKey for a user; the secret is printed once.
+    /// Create an AccessKey; the secret is printed once.
     Create {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
     },
-    /// List a user's AccessKeys (no secrets), with failed-signature counts.
+    /// List AccessKeys (no secrets), with failed-signature counts.
     List {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
     },
     /// Stop a key from signing requests (InvalidAccessKeyId.Inactive) without deleting it.
     Disable {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
         access_key_id: String,
     },
     /// Let a disabled key sign requests again.
     Enable {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
         access_key_id: String,
     },
     /// Delete a key for good.
     Delete {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
         access_key_id: String,
     },
     /// Rotate: create a new key now (the old one keeps working); move callers to it, then
     /// `trainyard keys delete` the old one.
     Rotate {
-        #[arg(long)]
-        user: String,
+        #[command(flatten)]
+        owner: KeyOwner,
         /// The key being replaced (checked to exist; left active).
         access_key_id: String,
     },
@@ -156,10 +191,6 @@ fn user_path(user: &str) -> String {
     format!("{USERS}/{}", encode_segment(user))
 }
 
-fn key_path(user: &str, access_key_id: &str) -> String {
-    format!("{}/access-keys/{}", user_path(user), encode_segment(access_key_id))
-}
-
 fn body(value: Value) -> Option<Vec<u8>> {
     Some(value.to_string().into_bytes())
 }
@@ -202,23 +233,26 @@ pub async fn users(arguments: UsersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_key(client: &Client, user: &str) -> anyhow::Result<()> {
-    let path = format!("{}/access-keys", user_path(user));
-    let answer = client.call_ok("CreateAccessKey", "POST", &path, None).await?;
+async fn create_key(client: &Client, owner: &KeyOwner) -> anyhow::Result<()> {
+    let (path, action) = owner.route("Create");
+    let answer = client.call_ok(&action, "POST", &path, None).await?;
     let created = result(&answer);
     println!("AccessKey id: {}", text(created, "AccessKeyId"));
     println!("AccessKey secret: {} (shown once: store it now)", text(created, "AccessKeySecret"));
     Ok(())
 }
 
+async fn list_keys(client: &Client, owner: &KeyOwner) -> anyhow::Result<Vec<Value>> {
+    let (path, action) = owner.route("List");
+    Ok(items(&client.call_ok(&action, "GET", &path, None).await?))
+}
+
 pub async fn keys(arguments: KeysArgs) -> anyhow::Result<()> {
     let client = Client::new(&arguments.client)?;
     match arguments.command {
-        KeysCommand::Create { user } => create_key(&client, &user).await?,
-        KeysCommand::List { user } => {
-            let path = format!("{}/access-keys", user_path(&user));
-            let answer = client.call_ok("ListAccessKeys", "GET", &path, None).await?;
-            for key in items(&answer) {
+        KeysCommand::Create { owner } => create_key(&client, &owner).await?,
+        KeysCommand::List { owner } => {
+            for key in list_keys(&client, &owner).await? {
                 println!(
                     "{}\t{}\tcreated {}\tfailed signatures {}",
                     text(&key, "AccessKeyId"),
@@ -228,28 +262,28 @@ pub async fn keys(arguments: KeysArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Disable { user, access_key_id } => {
-            let request = body(json!({"status": "Inactive"}));
-            client.call_ok("UpdateAccessKey", "PUT", &key_path(&user, &access_key_id), request).await?;
+        KeysCommand::Disable { owner, access_key_id } => {
+            let (path, action) = owner.key_route("Update", &access_key_id);
+            client.call_ok(&action, "PUT", &path, body(json!({"status": "Inactive"}))).await?;
             println!("disabled {access_key_id}");
         }
-        KeysCommand::Enable { user, access_key_id } => {
-            let request = body(json!({"status": "Active"}));
-            client.call_ok("UpdateAccessKey", "PUT", &key_path(&user, &access_key_id), request).await?;
+        KeysCommand::Enable { owner, access_key_id } => {
+            let (path, action) = owner.key_route("Update", &access_key_id);
+            client.call_ok(&action, "PUT", &path, body(json!({"status": "Active"}))).await?;
             println!("enabled {access_key_id}");
         }
-        KeysCommand::Delete { user, access_key_id } => {
-            client.call_ok("DeleteAccessKey", "DELETE", &key_path(&user, &access_key_id), None).await?;
+        KeysCommand::Delete { owner, access_key_id } => {
+            let (path, action) = owner.key_route("Delete", &access_key_id);
+            client.call_ok(&action, "DELETE", &path, None).await?;
             println!("deleted {access_key_id}");
         }
-        KeysCommand::Rotate { user, access_key_id } => {
-            let path = format!("{}/access-keys", user_path(&user));
-            let answer = client.call_ok("ListAccessKeys", "GET", &path, None).await?;
-            let exists = items(&answer).iter().any(|key| text(key, "AccessKeyId") == access_key_id);
-            anyhow::ensure!(exists, "user {user} has no AccessKey {access_key_id}");
-            create_key(&client, &user).await?;
+        KeysCommand::Rotate { owner, access_key_id } => {
+            let exists = list_keys(&client, &owner).await?.iter().any(|key| text(key, "AccessKeyId") == access_key_id);
+            anyhow::ensure!(exists, "{} has no AccessKey {access_key_id}", owner.describe());
+            create_key(&client, &owner).await?;
             println!(
-                "{access_key_id} still works: move callers to the new key, then run `trainyard keys delete --user {user} {access_key_id}`"
+                "{access_key_id} still works: move callers to the new key, then run `trainyard keys delete {} {access_key_id}`",
+                owner.describe()
             );
         }
     }

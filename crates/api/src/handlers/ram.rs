@@ -5,9 +5,10 @@
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use trainyard_core::CoreError;
 use trainyard_core::clock::format_utc_seconds;
 use trainyard_core::policy::{DecisionEffect, RequestContext};
-use trainyard_core::ram::{AccessKeyStatus, RamUser, StoredAccessKey, StoredPolicy};
+use trainyard_core::ram::{AccessKeyStatus, Principal, RamUser, StoredAccessKey, StoredPolicy};
 
 use crate::AppState;
 use crate::call::Call;
@@ -61,7 +62,10 @@ fn user_result(user: &RamUser) -> Value {
 fn access_key_result(state: &AppState, key: &StoredAccessKey) -> Value {
     json!({
         "AccessKeyId": key.access_key_id,
-        "UserName": key.user_name,
+        "UserName": match &key.owner {
+            Principal::Root => Value::Null,
+            Principal::User(user_name) => Value::from(user_name.clone()),
+        },
         "Status": key.status.as_str(),
         "CreateDate": format_utc_seconds(key.created_ms),
         "FailedSignatureCount": state.access.failed_signatures.count(&key.access_key_id),
@@ -106,19 +110,39 @@ pub async fn delete_user(State(state): State<AppState>, call: Call) -> Result<Re
     Ok(Reply::empty())
 }
 
+/// Whose keys a key operation manages: the user of the path, or — on the `/ram/root/...` routes
+/// — the root account, which only the root account itself may manage (no policy grants a RAM
+/// user the root's keys).
+fn key_owner(call: &Call) -> Result<Principal, ApiError> {
+    if call.operation.path().starts_with("/v4/openapi/ram/root/") {
+        if call.caller.principal != Principal::Root {
+            return Err(CoreError::ForbiddenRam {
+                action: call.operation.ram_action().to_string(),
+                resource: format!("acs:ram:*:{}:root", call.caller.account_id.0),
+                reason: "only the root account manages its own AccessKeys".to_string(),
+            }
+            .into());
+        }
+        return Ok(Principal::Root);
+    }
+    Ok(Principal::User(call.path("userName").to_string()))
+}
+
 /// The only answer that carries the secret.
 pub async fn create_access_key(State(state): State<AppState>, call: Call) -> Result<Reply, ApiError> {
     call.expect_no_body()?;
-    let created = state.access.ram.create_access_key(&call.caller.account_id, call.path("userName")).await?;
+    let owner = key_owner(&call)?;
+    let created = state.access.ram.create_access_key(&call.caller.account_id, &owner).await?;
     let mut result = access_key_result(&state, &created.key);
     result["AccessKeySecret"] = Value::from(created.access_key_secret);
-    tracing::info!(access_key_id = %created.key.access_key_id, user_name = %created.key.user_name, "AccessKey created");
+    tracing::info!(access_key_id = %created.key.access_key_id, owner = ?created.key.owner, "AccessKey created");
     Ok(Reply::result(result))
 }
 
 pub async fn list_access_keys(State(state): State<AppState>, call: Call) -> Result<Reply, ApiError> {
     call.expect_no_body()?;
-    let keys = state.access.ram.list_access_keys(&call.caller.account_id, call.path("userName")).await?;
+    let owner = key_owner(&call)?;
+    let keys = state.access.ram.list_access_keys(&call.caller.account_id, &owner).await?;
     let total = keys.len() as i64;
     Ok(Reply::page(keys.iter().map(|key| access_key_result(&state, key)).collect(), total))
 }
@@ -126,21 +150,15 @@ pub async fn list_access_keys(State(state): State<AppState>, call: Call) -> Resu
 pub async fn update_access_key(State(state): State<AppState>, call: Call) -> Result<Reply, ApiError> {
     let body: UpdateAccessKeyBody = call.body()?;
     let status = AccessKeyStatus::parse("status", body.status.as_deref().unwrap_or(""))?;
-    state
-        .access
-        .ram
-        .update_access_key(&call.caller.account_id, call.path("userName"), call.path("userAccessKeyId"), status)
-        .await?;
+    let owner = key_owner(&call)?;
+    state.access.ram.update_access_key(&call.caller.account_id, &owner, call.path("userAccessKeyId"), status).await?;
     Ok(Reply::empty())
 }
 
 pub async fn delete_access_key(State(state): State<AppState>, call: Call) -> Result<Reply, ApiError> {
     call.expect_no_body()?;
-    state
-        .access
-        .ram
-        .delete_access_key(&call.caller.account_id, call.path("userName"), call.path("userAccessKeyId"))
-        .await?;
+    let owner = key_owner(&call)?;
+    state.access.ram.delete_access_key(&call.caller.account_id, &owner, call.path("userAccessKeyId")).await?;
     Ok(Reply::empty())
 }
 

@@ -10,10 +10,11 @@ CREATE TABLE ram_users (
     PRIMARY KEY (account_id, user_name)
 );
 
+-- user_name NULL: a key of the account's root (a foreign key with a NULL column is not checked).
 CREATE TABLE ram_access_keys (
     access_key_id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
-    user_name TEXT NOT NULL,
+    user_name TEXT,
     status TEXT NOT NULL CHECK (status IN ('Active', 'Inactive')),
     sealed_secret TEXT NOT NULL,
     created_ms BIGINT NOT NULL,

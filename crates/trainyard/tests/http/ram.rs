@@ -495,8 +495,8 @@ async fn the_cli_manages_users_keys_policies_and_simulates() {
     assert!(stdout.contains("denied") && stdout.contains("implicit deny"), "{stdout}");
 
     // Rotation: a second key, both work until the old one is deleted.
-    let (ok, stdout, _) = cli(&server, "keys", &["rotate", "--user", "alice", &key_id]);
-    assert!(ok, "{stdout}");
+    let (ok, stdout, stderr) = cli(&server, "keys", &["rotate", "--user", "alice", &key_id]);
+    assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("still works"), "{stdout}");
     assert!(cli(&server, "keys", &["disable", "--user", "alice", &key_id]).0);
     let (_, listed, _) = cli(&server, "keys", &["list", "--user", "alice"]);
@@ -555,4 +555,48 @@ async fn every_operation_in_the_table_is_authorized() {
         let message = message.and_then(Value::as_str).unwrap_or_default();
         assert!(message.contains(operation.ram_action()), "{operation:?}: {message}");
     }
+}
+
+#[tokio::test]
+async fn the_root_account_rotates_its_own_keys_and_no_user_can() {
+    let server = TestServer::start();
+    let root = server.client();
+    const ROOT_KEYS: &str = "/v4/openapi/ram/root/access-keys";
+    let created = root.call("CreateRootAccessKey", "POST", ROOT_KEYS, &[], None).await;
+    let created = created.expect_ok().clone();
+    assert!(created["UserName"].is_null());
+    let second_root = Client::new(
+        &server.address,
+        created["AccessKeyId"].as_str().unwrap(),
+        created["AccessKeySecret"].as_str().unwrap(),
+    );
+    // The new root key is the root: allowed everything without a policy.
+    second_root.call("CreateUser", "POST", USERS, &[], Some(&json!({"userName": "admin"}))).await.expect_ok();
+    let listed = second_root.call("ListRootAccessKeys", "GET", ROOT_KEYS, &[], None).await;
+    assert_eq!(listed.expect_ok().as_array().unwrap().len(), 1);
+    // Not even a user granted every RAM action manages the root's keys.
+    let admin =
+        user_with_policy(&server, &root, "ramadmin", json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]))
+            .await;
+    admin.call("ListUsers", "GET", USERS, &[], None).await.expect_ok();
+    let refused = admin.call("CreateRootAccessKey", "POST", ROOT_KEYS, &[], None).await;
+    assert!(refused.expect_error(403, "Forbidden.RAM").contains("only the root account"));
+    let key_path = format!("{ROOT_KEYS}/{}", second_root.access_key_id);
+    admin.call("DeleteRootAccessKey", "DELETE", &key_path, &[], None).await.expect_error(403, "Forbidden.RAM");
+    // A user's key id on the root route is not the root's.
+    let user_key = format!("{ROOT_KEYS}/{}", admin.access_key_id);
+    root.call("DeleteRootAccessKey", "DELETE", &user_key, &[], None)
+        .await
+        .expect_error(404, "EntityNotExist.User.AccessKey");
+    // Rotate out: disable, then delete; the bootstrap key keeps working.
+    root.call("UpdateRootAccessKey", "PUT", &key_path, &[], Some(&json!({"status": "Inactive"}))).await.expect_ok();
+    second_root.call("ListUsers", "GET", USERS, &[], None).await.expect_error(400, "InvalidAccessKeyId.Inactive");
+    root.call("DeleteRootAccessKey", "DELETE", &key_path, &[], None).await.expect_ok();
+    second_root.call("ListUsers", "GET", USERS, &[], None).await.expect_error(404, "InvalidAccessKeyId.NotFound");
+    let (ok, stdout, stderr) = cli(&server, "keys", &["create", "--root"]);
+    assert!(ok && stdout.contains("AccessKey secret: "), "{stdout}{stderr}");
+    let (_, listed, stderr) = cli(&server, "keys", &["list", "--root"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}{stderr}");
+    let (ok, _, stderr) = cli(&server, "keys", &["list"]);
+    assert!(!ok && stderr.contains("--user"), "{stderr}");
 }
