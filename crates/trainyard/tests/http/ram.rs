@@ -600,3 +600,36 @@ async fn the_root_account_rotates_its_own_keys_and_no_user_can() {
     let (ok, _, stderr) = cli(&server, "keys", &["list"]);
     assert!(!ok && stderr.contains("--user"), "{stderr}");
 }
+
+/// OWASP API2: secrets never reach the log, even at debug level, while key ids do (a failed
+/// signature is logged with the id of the key it claimed).
+#[tokio::test]
+async fn secrets_never_appear_in_the_log() {
+    let directory = tempfile::tempdir().unwrap();
+    let log_file = directory.path().join("server.log");
+    let mut server = TestServer::start_fresh_logging_to(&log_file, &[("RUST_LOG", "debug")]);
+    let root = server.client();
+    root.create_app_group("my_app").await.expect_ok();
+    let created = root.call("CreateUser", "POST", USERS, &[], Some(&json!({"userName": "frank"}))).await;
+    created.expect_ok();
+    let key = root.call("CreateAccessKey", "POST", &format!("{USERS}/frank/access-keys"), &[], None).await;
+    let key = key.expect_ok().clone();
+    let (key_id, secret) = (key["AccessKeyId"].as_str().unwrap(), key["AccessKeySecret"].as_str().unwrap());
+    let frank = Client::new(&server.address, key_id, secret);
+    frank
+        .call("DescribeAppGroup", "GET", "/v4/openapi/app-groups/my_app", &[], None)
+        .await
+        .expect_error(403, "Forbidden.RAM");
+    let wrong = Tamper { secret: Some(format!("{secret}x")), ..Tamper::default() };
+    frank
+        .call_raw("ListAppGroups", "GET", "/v4/openapi/app-groups", &[], None, &wrong)
+        .await
+        .expect_error(400, "SignatureDoesNotMatch");
+    server.terminate();
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains(key_id), "the failed signature is logged with the key id");
+    assert!(log.contains("signature mismatch for an existing AccessKey"), "{log}");
+    for secret_text in [secret, crate::support::ACCESS_KEY_SECRET] {
+        assert!(!log.contains(secret_text), "a secret is in the log");
+    }
+}

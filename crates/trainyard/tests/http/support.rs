@@ -62,6 +62,20 @@ impl TestServer {
     /// Starts a server on `data_dir` with extra environment variables (without training
     /// workers unless they set `TRAINYARD_WORKER_CONCURRENCY`).
     pub fn start_in(data_dir: &Path, environment: &[(&str, &str)]) -> TestServer {
+        TestServer::start_in_logging(data_dir, environment, Stdio::inherit())
+    }
+
+    /// Starts a server on a fresh data dir whose log (stderr) goes to `log_file`.
+    pub fn start_fresh_logging_to(log_file: &Path, environment: &[(&str, &str)]) -> TestServer {
+        let temporary_dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = temporary_dir.path().join("data");
+        let log = std::fs::File::create(log_file).expect("create the log file");
+        let mut server = TestServer::start_in_logging(&data_dir, environment, Stdio::from(log));
+        server._temporary_dir = Some(temporary_dir);
+        server
+    }
+
+    fn start_in_logging(data_dir: &Path, environment: &[(&str, &str)], stderr: Stdio) -> TestServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_trainyard"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -73,7 +87,7 @@ impl TestServer {
             .env("TRAINYARD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env("TRAINYARD_WORKER_CONCURRENCY", "0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (name, value) in environment {
             command.env(name, value);
         }
