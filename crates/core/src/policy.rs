@@ -72,12 +72,13 @@
 //! `acs:opensearch:{region}:{account}:apps/{appGroupName}`. The path's `appGroupIdentity` is
 //! resolved to the canonical name before the request is authorized, so a request by id and a
 //! request by name hit the same ARN, and a Deny written with the name blocks both. Operations
-//! without an app group (ListAppGroups, CreateAppGroup, GetFunctionVersion,
-//! GetFunctionCurrentVersion) are authorized against [`opensearch_any_arn`],
-//! `acs:opensearch:{region}:{account}:apps/*`, as upstream's policy examples write it: a policy
-//! granting `apps/*` (or `*`) grants them, one scoped to `apps/my_*` does not (listing every app
-//! needs authority over every app), and a Deny on one app does not block them. Since the request
+//! without an app group (CreateAppGroup, GetFunctionVersion, GetFunctionCurrentVersion) are
+//! authorized against [`opensearch_any_arn`], `acs:opensearch:{region}:{account}:apps/*`, as
+//! upstream's policy examples write it: a policy granting `apps/*` (or `*`) grants them, one
+//! scoped to `apps/my_*` does not, and a Deny on one app does not block them. Since the request
 //! ARN is a literal, its trailing `*` is one character: a pattern `apps/?` also covers it.
+//! ListAppGroups is evaluated per listed app group instead, so a user sees exactly the app groups
+//! it may list (`trainyard_api::access` documents the rule).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
