@@ -18,6 +18,9 @@
 # written, and a cancellation seen, every 100 ms, and TRAINYARD_TASK_POLL_MILLIS=50 (default
 # 500), so that a new task is picked up quickly.
 #
+# A second server, with the same keys, a rate limit of one request per 5 s and a burst of 2, is
+# started for the throttling test (TRAINYARD_SDK_THROTTLED_ENDPOINT); it trains nothing.
+#
 # Environment: PYTHON (default python3) creates the venv; TRAINYARD_BIN skips the build;
 # SDK_TEST_KEEP_DATA=1 keeps the data dir and server log for inspection; TRAINYARD_DATABASE_URL
 # (read by the server itself) puts its metadata in PostgreSQL instead of SQLite.
@@ -43,9 +46,14 @@ export PYTHONDONTWRITEBYTECODE=1
 
 work_dir=""
 server_pid=""
+throttled_pid=""
 
 cleanup() {
     local status=$?
+    if [[ -n "$throttled_pid" ]] && kill -0 "$throttled_pid" 2>/dev/null; then
+        kill -KILL "$throttled_pid" 2>/dev/null || true
+        wait "$throttled_pid" 2>/dev/null || true
+    fi
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -132,10 +140,34 @@ say "server (pid $server_pid) listening on $address"
 sleep 0.2
 grep '^metadata: ' "$work_dir/server.out" | sed 's/^/sdk-test: /' >&2 || true
 
+# ---- a second server with a tiny per-AccessKey rate limit, for the throttling test ----
+mkdir "$work_dir/throttled"
+TRAINYARD_ACCESS_KEY_ID="$ACCESS_KEY_ID" \
+    TRAINYARD_ACCESS_KEY_SECRET="$ACCESS_KEY_SECRET" \
+    TRAINYARD_WORKER_CONCURRENCY=0 \
+    TRAINYARD_RATE_LIMIT_PER_SECOND=0.2 \
+    TRAINYARD_RATE_LIMIT_BURST=2 \
+    "$binary" serve --listen 127.0.0.1:0 --data-dir "$work_dir/throttled" \
+    >"$work_dir/throttled.out" 2>"$work_dir/throttled.log" &
+throttled_pid=$!
+throttled_address=""
+deadline=$((SECONDS + START_TIMEOUT_SECONDS))
+while [[ -z "$throttled_address" ]]; do
+    if ! kill -0 "$throttled_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+        say "the rate-limited server did not start; its output:"
+        cat "$work_dir/throttled.out" "$work_dir/throttled.log" >&2 || true
+        exit 1
+    fi
+    throttled_address="$(sed -n 's#^trainyard listening on http://\([0-9.]*:[0-9]*\)[[:space:]]*$#\1#p' "$work_dir/throttled.out" | head -n 1)"
+    [[ -n "$throttled_address" ]] || sleep 0.1
+done
+say "rate-limited server (pid $throttled_pid) listening on $throttled_address"
+
 # ---- run the suite ----
 status=0
 (
     cd "$REPO_ROOT"
+    TRAINYARD_SDK_THROTTLED_ENDPOINT="$throttled_address" \
     TRAINYARD_SDK_ENDPOINT="$address" \
         TRAINYARD_SDK_ACCESS_KEY_ID="$ACCESS_KEY_ID" \
         TRAINYARD_SDK_ACCESS_KEY_SECRET="$ACCESS_KEY_SECRET" \

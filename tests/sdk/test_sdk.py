@@ -2290,3 +2290,28 @@ def test_ram_a_non_admin_user_cannot_manage_keys(client):
         call_api(operator, "CreateAccessKey", "POST", f"/v4/openapi/ram/users/{user}/access-keys")
     assert (caught.value.code, caught.value.status_code) == ("Forbidden.RAM", 403)
     assert "ram:CreateAccessKey" in caught.value.message
+
+
+def test_ram_per_key_rate_limit_raises_the_sdk_throttling_exception():
+    """Against the second server scripts/sdk-test.sh starts (one request per 5 s per AccessKey,
+    burst 2): the third quick call is refused with 429 Throttling.User and x-acs-retry-after,
+    which the SDK raises as its ThrottlingException carrying retry_after (milliseconds)."""
+    from alibabacloud_tea_openapi.exceptions import ThrottlingException
+
+    endpoint = os.environ.get("TRAINYARD_SDK_THROTTLED_ENDPOINT")
+    if not endpoint:
+        pytest.skip("needs the rate-limited server that scripts/sdk-test.sh starts (TRAINYARD_SDK_THROTTLED_ENDPOINT)")
+    _, access_key_id, secret = settings()
+    throttled = Client(Config(access_key_id=access_key_id, access_key_secret=secret, endpoint=endpoint, protocol="http"))
+    answers = []
+    for _ in range(4):
+        try:
+            throttled.get_function_version("hot", "401")
+            answers.append("ok")
+        except ThrottlingException as error:
+            answers.append(error)
+    assert answers[:2] == ["ok", "ok"], answers
+    error = answers[2]
+    assert isinstance(error, ThrottlingException), answers
+    assert error.code == "Throttling.User" and error.status_code == 429, error.data
+    assert 0 < error.retry_after <= 5000, error.retry_after
