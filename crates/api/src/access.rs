@@ -10,10 +10,11 @@
 //!   `acs:opensearch:{region}:{account}:apps/{appGroupName}` (an id in the path is resolved to
 //!   the name first; an identity that names no app group is authorized as written, so a caller
 //!   without access learns nothing — it gets `Forbidden.RAM` whether or not the group exists);
-//! - a RAM admin route (`ram:*` action) with `{userName}`: `acs:ram:*:{account}:user/{userName}`;
-//!   with only `{policyName}`: `acs:ram:*:{account}:policy/{policyName}`; the root account's
-//!   key routes (`/ram/root/...`): `acs:ram:*:{account}:root` (and only the root passes them);
-//!   otherwise `acs:ram:*:{account}:*`;
+//! - a RAM admin route (`ram:*` action) with `{userName}`: `acs:ram::{account}:user/{userName}`;
+//!   with only `{policyName}`: `acs:ram::{account}:policy/{policyName}`; the root account's
+//!   key routes (`/ram/root/...`): `acs:ram::{account}:root` (and only the root passes them);
+//!   otherwise `acs:ram::{account}:*` (the region is empty, as in RAM's own ARNs, so policies
+//!   written `acs:ram::*:user/x` and `acs:ram:*:*:user/x` both match);
 //! - any other route: `acs:opensearch:{region}:{account}:apps/*`, matched as a literal.
 //!
 //! ListAppGroups is the one operation that filters rather than refuses: a RAM user sees the app
@@ -147,15 +148,15 @@ pub async fn resource_of(
     }
     if operation.ram_action().starts_with("ram:") {
         if let Some(user_name) = path.get("userName") {
-            return Ok(format!("acs:ram:*:{account}:user/{user_name}"));
+            return Ok(format!("acs:ram::{account}:user/{user_name}"));
         }
         if let Some(policy_name) = path.get("policyName") {
-            return Ok(format!("acs:ram:*:{account}:policy/{policy_name}"));
+            return Ok(format!("acs:ram::{account}:policy/{policy_name}"));
         }
         if operation.path().starts_with("/v4/openapi/ram/root/") {
-            return Ok(format!("acs:ram:*:{account}:root"));
+            return Ok(format!("acs:ram::{account}:root"));
         }
-        return Ok(format!("acs:ram:*:{account}:*"));
+        return Ok(format!("acs:ram::{account}:*"));
     }
     Ok(opensearch_any_arn(&access.region, account))
 }

@@ -146,6 +146,10 @@ fn actions_and_resources_table() {
             "acs:opensearch:r:root:apps/*",
             Allowed,
         ),
+        // RAM's own ARNs have an empty region; `*` also matches the empty string
+        (r#""ram:*""#, r#""acs:ram::*:user/alice""#, "ram:CreateAccessKey", "acs:ram::root:user/alice", Allowed),
+        (r#""ram:*""#, r#""acs:ram:*:*:user/alice""#, "ram:CreateAccessKey", "acs:ram::root:user/alice", Allowed),
+        (r#""ram:*""#, r#""acs:ram::*:user/alice""#, "ram:CreateAccessKey", "acs:ram::root:user/alice2", ImplicitDeny),
         // a list of resources ORs
         (r#""*""#, &format!("[\"{APP_A}\",\"{APP_B}\"]"), "opensearch:WriteFunction", APP_B, Allowed),
     ];

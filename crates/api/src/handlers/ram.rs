@@ -118,7 +118,7 @@ fn key_owner(call: &Call) -> Result<Principal, ApiError> {
         if call.caller.principal != Principal::Root {
             return Err(CoreError::ForbiddenRam {
                 action: call.operation.ram_action().to_string(),
-                resource: format!("acs:ram:*:{}:root", call.caller.account_id.0),
+                resource: format!("acs:ram::{}:root", call.caller.account_id.0),
                 reason: "only the root account manages its own AccessKeys".to_string(),
             }
             .into());
