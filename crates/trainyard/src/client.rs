@@ -11,6 +11,9 @@ use trainyard_api::signature::{
     ACS3_ALGORITHM, WireRequest, acs3_canonical_request, acs3_signature, acs3_string_to_sign, sha256_hex,
 };
 
+/// How many times a request refused by the rate limit (429) is sent again.
+pub const MAX_THROTTLED_RETRIES: u32 = 5;
+
 /// Where the server is and which key to sign with.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
@@ -75,6 +78,8 @@ impl Client {
     }
 
     /// Sends one signed request. `path` is already percent-encoded; `extra_headers` are signed.
+    /// A 429 (the server's per-AccessKey rate limit) is retried, freshly signed, after the wait
+    /// the server names, up to [`MAX_THROTTLED_RETRIES`] times.
     pub async fn call(
         &self,
         action: &str,
@@ -83,6 +88,27 @@ impl Client {
         body: Option<Vec<u8>>,
         extra_headers: &[(&str, &str)],
     ) -> anyhow::Result<Answer> {
+        let mut retries = 0;
+        loop {
+            let (answer, retry_after) = self.call_once(action, method, path, body.clone(), extra_headers).await?;
+            match retry_after {
+                Some(wait) if answer.status == 429 && retries < MAX_THROTTLED_RETRIES => {
+                    retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Ok(answer),
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        action: &str,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra_headers: &[(&str, &str)],
+    ) -> anyhow::Result<(Answer, Option<std::time::Duration>)> {
         let body = body.unwrap_or_default();
         let mut headers = HeaderMap::new();
         let mut set = |name: &str, value: &str| -> anyhow::Result<()> {
@@ -125,10 +151,15 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach the server at {}", self.endpoint))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .map(|milliseconds| std::time::Duration::from_millis(milliseconds.min(60_000)));
         let text = response.text().await?;
         let body = serde_json::from_str(&text)
             .with_context(|| format!("the server answered HTTP {status} with a non-JSON body"))?;
-        Ok(Answer { status, body })
+        Ok((Answer { status, body }, retry_after))
     }
 
     /// Calls and fails on an error answer.

@@ -633,3 +633,18 @@ async fn secrets_never_appear_in_the_log() {
         assert!(!log.contains(secret_text), "a secret is in the log");
     }
 }
+
+/// The command-line tools wait out a 429 (re-signed after x-acs-retry-after) instead of failing:
+/// with one token refilled every second, the second and third quick calls are each refused
+/// once, wait, and succeed.
+#[tokio::test]
+async fn the_cli_waits_out_the_rate_limit() {
+    let server =
+        TestServer::start_fresh_with(&[("TRAINYARD_RATE_LIMIT_PER_SECOND", "1"), ("TRAINYARD_RATE_LIMIT_BURST", "1")]);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let (ok, stdout, stderr) = cli(&server, "users", &["list"]);
+        assert!(ok, "{stdout}{stderr}");
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
+}
