@@ -84,7 +84,7 @@ def train_offline(binary, data_dir, parameters, extra=()):
     command += list(extra)
     finished = subprocess.run(command, env=kit.without_trainyard_settings(), capture_output=True, text=True)
     if finished.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{finished.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command)} failed:\n{finished.stderr[:3000]}")
     return json.loads(finished.stdout)
 
 
@@ -97,7 +97,7 @@ def run_vw(python, arguments, train_file, holdout_file, work_dir):
         [python, "-c", VW_CHILD, arguments, train_file, holdout_file, predictions], capture_output=True, text=True
     )
     if finished.returncode != 0:
-        raise SystemExit(f"vw {arguments} failed:\n{finished.stderr[-3000:]}")
+        raise SystemExit(f"vw {arguments} failed:\n{finished.stderr[:3000]}")
     figures = json.loads(finished.stdout.strip().splitlines()[-1])
     with open(holdout_file) as labels, open(predictions) as scores:
         scored = [(float(score.split()[0]), line.startswith("1 ")) for line, score in zip(labels, scores)]
