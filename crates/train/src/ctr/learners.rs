@@ -9,8 +9,10 @@
 //!   FTRL gives exact zeros, so the artifact keeps only the slots that matter.
 //! - **Factors (fm)**: `k` = `factors` per slot, the second-order term
 //!   `½ Σ_f ((Σ_i v_if x_i)² − Σ_i v_if² x_i²)` (Rendle's O(kn) form), learned with AdaGrad
-//!   (rate `learning_rate`, accumulators starting at 1 as in libffm, so the first steps are not
-//!   huge) and an L2 penalty `l2 · v` in each gradient. A slot's factors are **initialized when
+//!   (rate `factor_learning_rate`, accumulators starting at 1 as in libffm, so the first steps are not
+//!   huge) and an L2 penalty `factor_l2 · v` in each gradient: the factors have a rate and a
+//!   penalty of their own (`factor_learning_rate`, `factor_l2`), as pairs of rare features
+//!   overfit far sooner than single weights. A slot's factors are **initialized when
 //!   an example first trains on it**, uniform in ±`INIT_SCALE`/√k from a hash of (seed, slot,
 //!   factor): no random number generator state, the same values whichever thread gets there
 //!   first, and a slot that no training example had stays zero — exactly what the artifact
@@ -105,6 +107,9 @@ pub struct Hyper {
     pub beta: f32,
     pub l1: f32,
     pub l2: f32,
+    /// AdaGrad rate and L2 penalty of the factors (fm).
+    pub factor_rate: f32,
+    pub factor_l2: f32,
     pub seed: u64,
 }
 
@@ -256,8 +261,8 @@ impl Learner {
         }
         if let Some(table) = &self.factors {
             let k = self.hyper.factors;
-            let rate = self.hyper.alpha;
-            let l2 = self.hyper.l2;
+            let rate = self.hyper.factor_rate;
+            let l2 = self.hyper.factor_l2;
             for (index, feature) in features.iter().enumerate() {
                 let row = feature.slot as usize * self.stride;
                 let factors = &scratch.factors[index * k..(index + 1) * k];

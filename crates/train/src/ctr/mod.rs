@@ -20,9 +20,11 @@
 //!    event; `holdout_split=random` holds out that share of examples chosen by a seeded hash
 //!    of (`rn`, `item_id`) (for comparison with random-split benchmarks; it is optimistic, as
 //!    it lets the model learn from the future).
-//! 4. **Smoothing prior**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
-//!    fit) over each item's training counts. It turns an item's counts into its smoothed
-//!    click-through rate, a feature of every example (see [`features`]). The prior's few
+//! 4. **Smoothing priors**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
+//!    fit) over each item's training counts, and another over each user's. They turn an
+//!    item's (a user's) counts into its smoothed click-through rate, features of every example
+//!    (see [`features`]): the user's own rate is very predictive where users differ in how
+//!    easily they click. The prior's few
 //!    parameters are fitted on the whole training part: an aggregate of the catalogue, not
 //!    any example's own outcome.
 //! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
@@ -34,8 +36,8 @@
 //!    `baseline_logloss`). A model below its baseline is stored with a warning and does not
 //!    replace the served one unless `serve_below_baseline=true`.
 //! 7. **Artifact** ([`artifact`]): the weights, the features of every item (documents,
-//!    `ITEM_INFO` or behavior) with its counts over **all** examples, the features of every
-//!    user with a `USER` record, and the prior: serving recomputes the example's features
+//!    `ITEM_INFO` or behavior) with its counts over **all** examples, every user with a
+//!    `USER` record or an example (its field features and counts), and the two priors: serving recomputes the example's features
 //!    with the same code ([`features::example_features`]) and the same sum
 //!    ([`learners::forward`]), so a training-time score and a serving-time score of the same
 //!    example agree to the bit.
@@ -63,7 +65,7 @@ use serde_json::json;
 use trainyard_data::records::{DatasetKind, IngestRecord};
 
 pub use artifact::{ArtifactError, CtrModel, FORMAT, ModelKind};
-pub use features::{Context, PriorCounts};
+pub use features::{Context, History, PriorCounts};
 
 use self::artifact::{KnownItem, KnownUser};
 use self::examples::{Example, ExampleFile, Joined, Spilled, Split};
@@ -106,6 +108,8 @@ struct Settings {
     learning_rate: f32,
     l1: f32,
     l2: f32,
+    factor_learning_rate: f32,
+    factor_l2: f32,
     factors: usize,
     holdout_percent: u32,
     holdout_split: HoldoutSplit,
@@ -162,6 +166,8 @@ impl Settings {
             learning_rate: input.parameter("learning_rate").unwrap_or(DEFAULT_LEARNING_RATE),
             l1: input.parameter("l1").unwrap_or(DEFAULT_L1),
             l2: input.parameter("l2").unwrap_or(DEFAULT_L2),
+            factor_learning_rate: input.parameter("factor_learning_rate").unwrap_or(DEFAULT_FACTOR_LEARNING_RATE),
+            factor_l2: input.parameter("factor_l2").unwrap_or(DEFAULT_FACTOR_L2),
             factors: match model {
                 ModelKind::Fm => input.parameter::<usize>("factors").unwrap_or(8).clamp(1, 1024),
                 ModelKind::FtrlLr => 0,
@@ -175,15 +181,26 @@ impl Settings {
     }
 
     fn hyper(&self) -> Hyper {
-        Hyper { factors: self.factors, alpha: self.learning_rate, beta: 1.0, l1: self.l1, l2: self.l2, seed: self.seed }
+        Hyper {
+            factors: self.factors,
+            alpha: self.learning_rate,
+            beta: 1.0,
+            l1: self.l1,
+            l2: self.l2,
+            factor_rate: self.factor_learning_rate,
+            factor_l2: self.factor_l2,
+            seed: self.seed,
+        }
     }
 }
 
 /// Defaults when a parameter did not reach the trainer (the catalog's are the same).
-const DEFAULT_EPOCHS: u32 = 3;
+const DEFAULT_EPOCHS: u32 = 5;
 const DEFAULT_LEARNING_RATE: f32 = 0.05;
 const DEFAULT_L1: f32 = 0.0001;
 const DEFAULT_L2: f32 = 0.0001;
+const DEFAULT_FACTOR_LEARNING_RATE: f32 = 0.02;
+const DEFAULT_FACTOR_L2: f32 = 0.01;
 
 /// Everything learning and evaluation need, made once (and shared with the VW export).
 struct Prepared {
@@ -220,7 +237,7 @@ impl Prepared {
             let item = &items[behavior_items[example.item as usize] as usize];
             let user = &users[behavior_users[example.user as usize] as usize];
             let context = ContextFeatures::with_biz(&config.space, businesses[example.biz as usize], example.time);
-            example_features(config, user, item, &context, example.prior, out);
+            example_features(config, user, item, &context, example.history, out);
         }
     }
 }
@@ -437,7 +454,8 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
     }
 
     let prior = smoothing_prior(&joined.training_counts);
-    let config = FeatureConfig { space, prior, cross_user: true, cross_user_fields: true };
+    let user_prior = smoothing_prior(&joined.training_user_counts);
+    let config = FeatureConfig { space, prior, user_prior, cross_user: true, cross_user_fields: true };
     let survey = &spilled.survey;
     let report = json!({
         "window": window.to_json(),
@@ -555,7 +573,7 @@ pub(crate) struct ScoredExample {
     pub user_id: String,
     pub item_id: String,
     pub context: Context,
-    pub counts: PriorCounts,
+    pub history: History,
     pub probability: f32,
 }
 
@@ -633,7 +651,7 @@ pub(crate) fn train_traced(
                     biz_id: prepared.spilled.businesses.text(example.biz).to_string(),
                     time: example.time,
                 },
-                counts: example.prior,
+                history: example.history,
                 probability: *probability,
             });
         }
@@ -687,6 +705,8 @@ pub(crate) fn train_traced(
         "learning_rate": settings.learning_rate,
         "l1": settings.l1,
         "l2": settings.l2,
+        "factor_learning_rate": settings.factor_learning_rate,
+        "factor_l2": settings.factor_l2,
         "weights": model.describe()["weights"],
         "artifact_bytes": artifact.len(),
         "prior": {"strength": prior.strength, "center": prior.center, "bands": prior.bands.len()},
@@ -703,7 +723,7 @@ pub(crate) fn train_traced(
 }
 
 /// The model to serve: the weights, every item with its counts over all examples, and every
-/// user with a USER record.
+/// user with a USER record or an example, with its counts.
 fn served_model(prepared: &Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
     let mut counts = vec![PriorCounts::default(); prepared.item_features.len()];
     for (interned, index) in prepared.behavior_items.iter().enumerate() {
@@ -716,17 +736,25 @@ fn served_model(prepared: &Prepared, weights: learners::ExportedWeights, now_sec
     for ((item_id, features), counts) in prepared.item_ids.iter().zip(&prepared.item_features).zip(counts) {
         items.insert(item_id.clone(), KnownItem { features: features.clone(), counts });
     }
-    let mut users = FastMap::default();
-    for ((user_id, features), has_record) in
-        prepared.user_ids.iter().zip(&prepared.user_features).zip(&prepared.user_has_record)
-    {
-        if *has_record && features.features.len() > 1 {
-            // The id feature comes first and is made again from the id when scoring.
-            users.insert(
-                user_id.clone(),
-                KnownUser { features: features.features[1..].to_vec(), field_keys: features.field_keys.clone() },
-            );
+    let mut user_counts = vec![PriorCounts::default(); prepared.user_features.len()];
+    for (interned, index) in prepared.behavior_users.iter().enumerate() {
+        if let Some(final_counts) = prepared.joined.final_user_counts.get(interned) {
+            user_counts[*index as usize] = *final_counts;
         }
+    }
+    let mut users = FastMap::default();
+    for (((user_id, features), has_record), counts) in
+        prepared.user_ids.iter().zip(&prepared.user_features).zip(&prepared.user_has_record).zip(user_counts)
+    {
+        if !*has_record && counts.exposures == 0 {
+            continue;
+        }
+        // The id feature comes first and is made again from the id when scoring.
+        let field_features = features.features.get(1..).unwrap_or_default().to_vec();
+        users.insert(
+            user_id.clone(),
+            KnownUser { features: field_features, field_keys: features.field_keys.clone(), counts },
+        );
     }
     CtrModel::new(prepared.settings.model, prepared.config.clone(), now_seconds, weights, items, users)
 }

@@ -9,7 +9,7 @@ use trainyard_data::records::{
 };
 
 use super::artifact::{ArtifactError, CtrModel};
-use super::features::{Context, PriorCounts};
+use super::features::{Context, History, PriorCounts};
 use super::{export_vw_examples, train, train_traced};
 use crate::common::DAY_SECONDS;
 use crate::test_support::{Fixture, NOW, Random, context, event_in, input};
@@ -142,7 +142,7 @@ fn evaluation_and_serving_give_the_same_probability_to_the_bit() {
         let served = CtrModel::load(&trained.artifact).unwrap();
         for example in &scored {
             let probability =
-                served.score_with_counts(&example.user_id, &example.context, &example.item_id, example.counts);
+                served.score_with_history(&example.user_id, &example.context, &example.item_id, example.history);
             assert_eq!(
                 probability.to_bits(),
                 example.probability.to_bits(),
@@ -155,8 +155,8 @@ fn evaluation_and_serving_give_the_same_probability_to_the_bit() {
         let scores = served.score(&example.user_id, &example.context, &item_ids);
         assert_eq!(scores.len(), 2);
         assert!(scores.iter().all(|score| score.is_finite() && *score > 0.0 && *score < 1.0), "{scores:?}");
-        let unknown =
-            served.score_with_counts(&example.user_id, &example.context, "never-seen", PriorCounts::default());
+        let stored_user = History { user: example_user_counts(&served, &example.user_id), ..History::default() };
+        let unknown = served.score_with_history(&example.user_id, &example.context, "never-seen", stored_user);
         assert_eq!(scores[1].to_bits(), unknown.to_bits());
         // An unknown user scores too.
         assert_eq!(served.score("nobody", &example.context, &item_ids).len(), 2);
@@ -198,7 +198,7 @@ fn the_prior_never_sees_the_examples_own_outcome() {
     let parameters = with(&[("model", "ftrl_lr")]);
     let (trained, scored) = train_traced(&input(&snapshot, "ctr", &parameters), &context(), 1_000)
         .unwrap_or_else(|error| panic!("{error}"));
-    assert!(scored.iter().all(|example| example.counts == PriorCounts::default()), "a prior saw an outcome");
+    assert!(scored.iter().all(|example| example.history.item == PriorCounts::default()), "a prior saw an outcome");
     let auc = metric(&trained, "auc");
     assert!(auc < 0.6, "nothing but the outcome predicts the label, yet auc is {auc}");
     let baseline = metric(&trained, "baseline_auc");
@@ -229,7 +229,8 @@ fn holdout_examples_read_the_training_counts_only() {
     // The holdout reads the counts of the training part only: the same for every holdout
     // example, whatever happened in the holdout before it.
     for example in &scored {
-        assert_eq!(example.counts, PriorCounts { clicks: training_positives as u32, exposures: training as u32 });
+        let training_counts = PriorCounts { clicks: training_positives as u32, exposures: training as u32 };
+        assert_eq!(example.history.item, training_counts);
     }
 }
 
@@ -370,6 +371,11 @@ fn the_vw_export_writes_the_trainers_examples_and_split() {
     assert!((share - 0.2).abs() < 0.03, "{share}");
 }
 
+/// The counts the served model holds for a user.
+fn example_user_counts(model: &CtrModel, user_id: &str) -> PriorCounts {
+    model.user_features(user_id).1
+}
+
 fn trained_on_snapshot(snapshot: &trainyard_data::Snapshot, parameters: &[(&str, &str)]) -> TrainedModel {
     train(&input(snapshot, "ctr", parameters), &context()).unwrap()
 }
@@ -427,8 +433,10 @@ fn a_damaged_artifact_is_rejected_with_a_clear_error() {
     format[8] = 2;
     assert!(matches!(CtrModel::load(&format), Err(ArtifactError::Unsupported(_))));
     // The first weight row's slot (after the header, the prior and the row count) beyond 2^12.
-    let bands = u32::from_le_bytes(artifact[52..56].try_into().unwrap()) as usize;
-    let first_slot = 56 + 16 * bands + 8;
+    let item_bands = u32::from_le_bytes(artifact[52..56].try_into().unwrap()) as usize;
+    let user_prior = 56 + 16 * item_bands;
+    let user_bands = u32::from_le_bytes(artifact[user_prior + 16..user_prior + 20].try_into().unwrap()) as usize;
+    let first_slot = user_prior + 20 + 16 * user_bands + 8;
     let mut slot = artifact.clone();
     slot[first_slot..first_slot + 4].copy_from_slice(&(1u32 << 12).to_le_bytes());
     assert!(error(&resealed(slot)).contains("outside the 2^12 slots"), "slot check");
