@@ -8,6 +8,10 @@
 //! cargo run --release -p trainyard-train --example ctr_movielens -- /tmp/ml model=fm holdout_split=random epochs=5
 //! ```
 //!
+//! With `--vw OUT` it also writes, for each split, the trainer's own examples and split as
+//! Vowpal Wabbit text (`OUT/<split>.train.vw`, `OUT/<split>.holdout.vw`, through
+//! `ctr::export_vw_examples`), which `bench/ctr_vw.py` trains VW on.
+//!
 //! Arguments after the directory are create parameters (`name=value`) set on every run; naming
 //! `model` or `holdout_split` runs only that model or split. The other parameters are the
 //! kit's suggestion (`id_field=item_id, title_field=title, tags_field=genres,
@@ -55,9 +59,15 @@ fn main() {
     let directory = arguments.next().expect("usage: ctr_movielens DIR [name=value ...] [-v]");
     let mut overrides = BTreeMap::new();
     let mut verbose = false;
-    for argument in arguments {
+    let mut vw_directory: Option<std::path::PathBuf> = None;
+    let mut arguments = arguments.peekable();
+    while let Some(argument) = arguments.next() {
         if argument == "-v" {
             verbose = true;
+            continue;
+        }
+        if argument == "--vw" {
+            vw_directory = Some(arguments.next().expect("--vw needs a directory").into());
             continue;
         }
         let (name, value) = argument.split_once('=').expect("parameters are name=value");
@@ -150,6 +160,29 @@ fn main() {
             parameters.insert("holdout_split".into(), split.clone());
             let input =
                 TrainingInput { snapshot: &snapshot, now_seconds: last_time + 1, model_type: "ctr", parameters };
+            if let Some(vw_directory) = &vw_directory
+                && model == &models[0]
+            {
+                std::fs::create_dir_all(vw_directory).expect("the VW directory");
+                let open = |name: String| {
+                    std::io::BufWriter::new(std::fs::File::create(vw_directory.join(name)).expect("a VW file"))
+                };
+                let mut training = open(format!("{split}.train.vw"));
+                let mut holdout = open(format!("{split}.holdout.vw"));
+                let written = trainyard_train::ctr::export_vw_examples(
+                    &input,
+                    &TrainingContext::new(),
+                    &mut training,
+                    &mut holdout,
+                )
+                .expect("the VW export");
+                println!(
+                    "{split:6} VW examples: {} training, {} holdout in {}",
+                    written.0,
+                    written.1,
+                    vw_directory.display()
+                );
+            }
             let started = std::time::Instant::now();
             let trained = match train(FunctionName::Ctr, &input, &TrainingContext::new()) {
                 Ok(trained) => trained,
