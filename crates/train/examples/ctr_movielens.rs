@@ -54,6 +54,34 @@ fn object(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// Latency of `CtrModel::score` for 100 items (the serving case): p50 and p99 over 2000 calls,
+/// each a user and 100 movies drawn by a fixed hash.
+fn scoring_latency(model: &trainyard_train::ctr::CtrModel) -> String {
+    let mut state = 0x5eed_u64;
+    let mut next = move |bound: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % bound
+    };
+    let mut durations = Vec::with_capacity(2000);
+    let mut checksum = 0.0f64;
+    for call in 0..2000 {
+        let user_id = (1 + next(943)).to_string();
+        let item_ids: Vec<String> = (0..100).map(|_| (1 + next(1682)).to_string()).collect();
+        let item_refs: Vec<&str> = item_ids.iter().map(String::as_str).collect();
+        let context = trainyard_train::ctr::Context { biz_id: "movielens".into(), time: 893_286_640 + call };
+        let started = std::time::Instant::now();
+        let scores = model.score(&user_id, &context, &item_refs);
+        durations.push(started.elapsed().as_secs_f64() * 1e6);
+        checksum += f64::from(scores[0]);
+    }
+    durations.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.0} µs, p99 {:.0} µs (checksum {checksum:.3})",
+        durations[durations.len() / 2],
+        durations[durations.len() * 99 / 100]
+    )
+}
+
 fn main() {
     let mut arguments = std::env::args().skip(1);
     let directory = arguments.next().expect("usage: ctr_movielens DIR [name=value ...] [-v]");
@@ -202,6 +230,15 @@ fn main() {
                 metrics["holdout_examples"],
                 metrics["examples_per_second"].as_f64().unwrap_or(0.0),
                 started.elapsed().as_secs_f64(),
+            );
+            let loaded = std::time::Instant::now();
+            let served = trainyard_train::ctr::CtrModel::load(&trained.artifact).expect("the artifact loads");
+            let load_seconds = loaded.elapsed().as_secs_f64();
+            println!(
+                "{split:6} {model:7} artifact {} bytes, loaded in {:.1} ms; scoring 100 items: {}",
+                trained.artifact.len(),
+                load_seconds * 1000.0,
+                scoring_latency(&served)
             );
             if verbose {
                 println!("{}", serde_json::to_string_pretty(metrics).unwrap_or_default());

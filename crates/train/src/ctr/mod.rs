@@ -251,15 +251,17 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Record fields by key, with the sequence of the version kept.
-type LatestRecords = FastMap<String, (u64, serde_json::Map<String, serde_json::Value>)>;
+/// Something made of each record, by key, with the sequence of the version it was made of.
+type LatestRecords<T> = FastMap<String, (u64, T)>;
 
-/// The latest fields of each `ITEM_INFO` or `USER` record, by key.
-fn latest_records(
+/// `build` applied to the latest version of each `ITEM_INFO` or `USER` record, by key. Only
+/// what `build` makes is kept (features, not the records' JSON), so memory stays per key small.
+fn latest_records<T>(
     input: &TrainingInput<'_>,
     context: &TrainingContext,
     kind: DatasetKind,
-) -> Result<LatestRecords, TrainError> {
+    build: impl Fn(&str, &serde_json::Map<String, serde_json::Value>) -> T,
+) -> Result<LatestRecords<T>, TrainError> {
     let mut latest = LatestRecords::default();
     for (index, stored) in input.snapshot.records(kind, None)?.enumerate() {
         if index % RECORDS_PER_CHECK == 0 {
@@ -271,9 +273,10 @@ fn latest_records(
         };
         match latest.get_mut(&record.key) {
             Some(entry) if entry.0 > stored.sequence => {}
-            Some(entry) => *entry = (stored.sequence, record.fields),
+            Some(entry) => *entry = (stored.sequence, build(&record.key, &record.fields)),
             None => {
-                latest.insert(record.key, (stored.sequence, record.fields));
+                let built = build(&record.key, &record.fields);
+                latest.insert(record.key, (stored.sequence, built));
             }
         }
     }
@@ -320,12 +323,15 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
 
     // Items: ITEM_INFO records, then documents (which win), then behavior-only items.
     let space = FeatureSpace::new(settings.hash_bits);
-    let mut item_fields = latest_records(input, context, DatasetKind::ItemInfo)?;
-    let item_info_records = item_fields.len();
+    let build_item = |item_id: &str, fields: &serde_json::Map<String, serde_json::Value>| {
+        ItemFeatures::build(&space, &settings.item_fields, item_id, Some(fields))
+    };
+    let mut known_items = latest_records(input, context, DatasetKind::ItemInfo, build_item)?;
+    let item_info_records = known_items.len();
     context.set_progress(READ_END - 2);
     let mut documents_read = 0u64;
     let mut documents_without_id = 0u64;
-    let mut items_with_documents: FastMap<String, ()> = FastMap::default();
+    let mut items_with_documents = 0u64;
     for (index, document) in input.snapshot.documents(None)?.enumerate() {
         if index % RECORDS_PER_CHECK == 0 {
             context.check_cancelled()?;
@@ -336,19 +342,22 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
             documents_without_id += 1;
             continue;
         };
-        items_with_documents.insert(item_id.clone(), ());
-        item_fields.insert(item_id, (u64::MAX, document.fields));
+        let features = build_item(&item_id, &document.fields);
+        // A document wins over an ITEM_INFO record (and, among documents, the last table read).
+        if known_items.insert(item_id, (u64::MAX, features)).is_none_or(|(sequence, _)| sequence != u64::MAX) {
+            items_with_documents += 1;
+        }
     }
-    let mut item_ids: Vec<String> = item_fields.keys().cloned().collect();
+    let mut item_ids: Vec<String> = known_items.keys().cloned().collect();
     item_ids.sort_unstable();
     let mut item_index: FastMap<String, u32> = FastMap::default();
     let mut item_features = Vec::with_capacity(item_ids.len());
     for (index, item_id) in item_ids.iter().enumerate() {
-        let fields = item_fields.get(item_id).map(|(_, fields)| fields);
-        item_features.push(ItemFeatures::build(&space, &settings.item_fields, item_id, fields));
+        let features = known_items.remove(item_id).map(|(_, features)| features).unwrap_or_default();
+        item_features.push(features);
         item_index.insert(item_id.clone(), index as u32);
     }
-    drop(item_fields);
+    drop(known_items);
     let mut behavior_items = Vec::with_capacity(spilled.items.len());
     let mut behavior_items_with_features = 0u64;
     for interned in 0..spilled.items.len() as u32 {
@@ -370,14 +379,17 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
 
     // Users: every USER record, then behavior-only users.
     context.set_progress(READ_END - 1);
-    let user_records = latest_records(input, context, DatasetKind::Users)?;
+    let build_user = |user_id: &str, fields: &serde_json::Map<String, serde_json::Value>| {
+        UserFeatures::build(&space, &settings.user_fields, user_id, Some(fields))
+    };
+    let mut user_records = latest_records(input, context, DatasetKind::Users, build_user)?;
     let mut user_ids: Vec<String> = user_records.keys().cloned().collect();
     user_ids.sort_unstable();
     let mut user_index: FastMap<String, u32> = FastMap::default();
     let mut user_features = Vec::with_capacity(user_ids.len());
     for (index, user_id) in user_ids.iter().enumerate() {
-        let fields = user_records.get(user_id).map(|(_, fields)| fields);
-        user_features.push(UserFeatures::build(&space, &settings.user_fields, user_id, fields));
+        let features = user_records.remove(user_id).map(|(_, features)| features).unwrap_or_default();
+        user_features.push(features);
         user_index.insert(user_id.clone(), index as u32);
     }
     drop(user_records);
@@ -479,7 +491,7 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
         "documents_read": documents_read,
         "documents_without_id_field": documents_without_id,
         "item_info_records": item_info_records,
-        "items_with_documents": items_with_documents.len(),
+        "items_with_documents": items_with_documents,
         "behavior_items": spilled.items.len(),
         "behavior_items_with_fields": behavior_items_with_features,
         "users_with_records": user_has_record.iter().filter(|has| **has).count(),
@@ -588,8 +600,12 @@ pub(crate) fn train_traced(
     context: &TrainingContext,
     traced: usize,
 ) -> Result<(TrainedModel, Vec<ScoredExample>), TrainError> {
-    let prepared = prepare(input, context)?;
-    let settings = &prepared.settings;
+    let mut prepared = prepare(input, context)?;
+    // What the metrics need once the prepared data has become the served model.
+    let settings = prepared.settings.clone();
+    let prior = prepared.config.prior.clone();
+    let join_report = prepared.joined.report.clone();
+    let data_report = std::mem::take(&mut prepared.report);
     let joined = &prepared.joined;
     let features_of = prepared.features_of();
 
@@ -634,7 +650,6 @@ pub(crate) fn train_traced(
         context,
         &mut |_| {},
     )?;
-    let prior = &prepared.config.prior;
     let mut baseline = Vec::with_capacity(predictions.len());
     let mut trace = Vec::new();
     let mut position = 0usize;
@@ -667,7 +682,10 @@ pub(crate) fn train_traced(
     };
 
     // The artifact.
-    let model = served_model(&prepared, learner.export(), input.now_seconds);
+    context.check_cancelled()?;
+    drop(features_of);
+    let model = served_model(prepared, learner.export(), input.now_seconds);
+    context.check_cancelled()?;
     let artifact = model.to_bytes();
 
     let mut warnings = Vec::new();
@@ -691,9 +709,9 @@ pub(crate) fn train_traced(
         "baseline_auc": baseline_auc,
         "baseline_logloss": baseline_logloss,
         "training_examples": training_count,
-        "training_positives": joined.report.training_positives,
+        "training_positives": join_report.training_positives,
         "holdout_examples": holdout_count,
-        "holdout_positives": joined.report.positives - joined.report.training_positives,
+        "holdout_positives": join_report.positives - join_report.training_positives,
         "holdout_split": match settings.holdout_split { HoldoutSplit::Time => "time", HoldoutSplit::Random => "random" },
         "epochs": settings.epochs,
         "epoch_seconds": epoch_seconds,
@@ -715,7 +733,7 @@ pub(crate) fn train_traced(
     let trained = TrainedModel {
         artifact,
         metrics,
-        data_report: prepared.report.clone(),
+        data_report,
         warnings,
         replace_served: !below_baseline || settings.serve_below_baseline,
     };
@@ -724,39 +742,52 @@ pub(crate) fn train_traced(
 
 /// The model to serve: the weights, every item with its counts over all examples, and every
 /// user with a USER record or an example, with its counts.
-fn served_model(prepared: &Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
-    let mut counts = vec![PriorCounts::default(); prepared.item_features.len()];
-    for (interned, index) in prepared.behavior_items.iter().enumerate() {
-        if let Some(final_counts) = prepared.joined.final_counts.get(interned) {
-            counts[*index as usize] = *final_counts;
+fn served_model(prepared: Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
+    let Prepared {
+        settings,
+        config,
+        joined,
+        item_ids,
+        item_features,
+        behavior_items,
+        user_ids,
+        user_features,
+        user_has_record,
+        behavior_users,
+        ..
+    } = prepared;
+    let mut item_counts = vec![PriorCounts::default(); item_features.len()];
+    for (interned, index) in behavior_items.iter().enumerate() {
+        if let Some(final_counts) = joined.final_counts.get(interned) {
+            item_counts[*index as usize] = *final_counts;
         }
     }
     let mut items = FastMap::default();
-    items.reserve(prepared.item_ids.len());
-    for ((item_id, features), counts) in prepared.item_ids.iter().zip(&prepared.item_features).zip(counts) {
-        items.insert(item_id.clone(), KnownItem { features: features.clone(), counts });
+    items.reserve(item_ids.len());
+    for ((item_id, features), counts) in item_ids.into_iter().zip(item_features).zip(item_counts) {
+        items.insert(item_id, KnownItem { features, counts });
     }
-    let mut user_counts = vec![PriorCounts::default(); prepared.user_features.len()];
-    for (interned, index) in prepared.behavior_users.iter().enumerate() {
-        if let Some(final_counts) = prepared.joined.final_user_counts.get(interned) {
+    let mut user_counts = vec![PriorCounts::default(); user_features.len()];
+    for (interned, index) in behavior_users.iter().enumerate() {
+        if let Some(final_counts) = joined.final_user_counts.get(interned) {
             user_counts[*index as usize] = *final_counts;
         }
     }
     let mut users = FastMap::default();
     for (((user_id, features), has_record), counts) in
-        prepared.user_ids.iter().zip(&prepared.user_features).zip(&prepared.user_has_record).zip(user_counts)
+        user_ids.into_iter().zip(user_features).zip(user_has_record).zip(user_counts)
     {
-        if !*has_record && counts.exposures == 0 {
+        if !has_record && counts.exposures == 0 {
             continue;
         }
         // The id feature comes first and is made again from the id when scoring.
-        let field_features = features.features.get(1..).unwrap_or_default().to_vec();
-        users.insert(
-            user_id.clone(),
-            KnownUser { features: field_features, field_keys: features.field_keys.clone(), counts },
-        );
+        let UserFeatures { features: mut field_features, field_keys, .. } = features;
+        if !field_features.is_empty() {
+            field_features.remove(0);
+        }
+        users.insert(user_id, KnownUser { features: field_features, field_keys, counts });
     }
-    CtrModel::new(prepared.settings.model, prepared.config.clone(), now_seconds, weights, items, users)
+    CtrModel::new(settings.model, config, now_seconds, weights, items, users)
 }
 
 /// Writes the examples the trainer would train on (`train_out`, in training order) and
