@@ -164,6 +164,12 @@ impl CtrModel {
         self.users.len()
     }
 
+    /// The features and counts the model holds for an item (tests).
+    #[cfg(test)]
+    pub(crate) fn known_item(&self, item_id: &str) -> Option<&KnownItem> {
+        self.items.get(item_id)
+    }
+
     /// What the model is, for model info pages and logs.
     pub fn describe(&self) -> serde_json::Value {
         json!({

@@ -96,6 +96,39 @@ fn planted_app(impressions: usize, seed: u64) -> Fixture {
     fixture
 }
 
+#[test]
+fn documents_win_over_item_info_records_and_every_known_item_is_served() {
+    let fixture = planted_app(2_000, 12);
+    let item_info = |key: &str, title: &str| {
+        IngestRecord::ItemInfo(CollectionRecord {
+            key: key.to_string(),
+            fields: json!({"item_id": key, "title": title}).as_object().cloned().unwrap_or_default(),
+        })
+    };
+    // i1 has a document ("item number 1") and an ITEM_INFO record; "catalog-only" only the
+    // record, and no behavior.
+    fixture.append_records(DatasetKind::ItemInfo, &[item_info("i1", "alpha"), item_info("catalog-only", "beta")]);
+    let trained = trained(&fixture, &with(&[("model", "ftrl_lr")]));
+    assert_eq!(trained.data_report["item_info_records"], 2);
+    assert_eq!(trained.data_report["items_with_documents"], 100);
+    let model = CtrModel::load(&trained.artifact).unwrap();
+    assert_eq!(model.items_known(), 101, "100 documents and one ITEM_INFO-only item");
+    let space = super::features::FeatureSpace::new(16);
+    let names = super::features::ItemFieldNames {
+        title: Some("title".into()),
+        category: Some("category".into()),
+        ..Default::default()
+    };
+    let document = json!({"id": "i1", "title": "item number 1", "category": "c1"});
+    let from_document = super::features::ItemFeatures::build(&space, &names, "i1", document.as_object());
+    assert_eq!(model.known_item("i1").unwrap().features, from_document);
+    let record = json!({"item_id": "catalog-only", "title": "beta"});
+    let from_record = super::features::ItemFeatures::build(&space, &names, "catalog-only", record.as_object());
+    let catalog_only = model.known_item("catalog-only").unwrap();
+    assert_eq!(catalog_only.features, from_record);
+    assert_eq!(catalog_only.counts, PriorCounts::default());
+}
+
 fn trained(fixture: &Fixture, parameters: &[(&str, &str)]) -> TrainedModel {
     let snapshot = fixture.snapshot();
     train(&input(&snapshot, "ctr", parameters), &context()).unwrap_or_else(|error| panic!("training failed: {error}"))
