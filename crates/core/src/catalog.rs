@@ -549,7 +549,7 @@ const CTR_CREATE: &[ParameterSpec] = &[
     ),
     optional(
         "factor_l2",
-        Some("0.01"),
+        Some("0.03"),
         ParameterRule::Number { min: 0.0, max: 100.0 },
         "L2 regularization of the latent factors (fm only)",
     ),
@@ -576,6 +576,12 @@ const CTR_CREATE: &[ParameterSpec] = &[
         Some("42"),
         ParameterRule::Integer { min: 0, max: i64::MAX },
         "random seed (runs are deterministic single-threaded)",
+    ),
+    optional(
+        "user_history",
+        Some("false"),
+        ParameterRule::Boolean,
+        "add the user's own smoothed click-through rate (from earlier examples) as a feature; helps where users return, hurts where most are new",
     ),
     optional(
         "serve_below_baseline",

@@ -12,7 +12,7 @@
 //! | 4 | feature version `u32` ([`super::features::FEATURE_VERSION`]): the model is scored only with the features it was trained on |
 //! | 1 | model kind: 0 = `ftrl_lr`, 1 = `fm` |
 //! | 1 | hash bits `b` (1..=31): slots are `0..2^b` |
-//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses |
+//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses, bit 2 = user prior features (`user_history`) |
 //! | 1 | reserved, 0 |
 //! | 4 | factors `k` `u32` (0 for `ftrl_lr`, 1..=1024 for `fm`) |
 //! | 8 | generated at, Unix seconds `i64` |
@@ -256,7 +256,11 @@ impl CtrModel {
         out.extend_from_slice(&FEATURE_VERSION.to_le_bytes());
         out.push(self.kind.code());
         out.push(self.config.space.bits() as u8);
-        out.push(u8::from(self.config.cross_user) | (u8::from(self.config.cross_user_fields) << 1));
+        out.push(
+            u8::from(self.config.cross_user)
+                | (u8::from(self.config.cross_user_fields) << 1)
+                | (u8::from(self.config.user_history) << 2),
+        );
         out.push(0);
         out.extend_from_slice(&(self.factors as u32).to_le_bytes());
         out.extend_from_slice(&self.generated_at.to_le_bytes());
@@ -337,7 +341,7 @@ impl CtrModel {
             return Err(damaged(format!("hash bits {bits} outside 1..=31")));
         }
         let flags = reader.u8("the flags")?;
-        if flags & !0b11 != 0 {
+        if flags & !0b111 != 0 {
             return Err(damaged(format!("unknown flags {flags:#b}")));
         }
         if reader.u8("the reserved byte")? != 0 {
@@ -413,8 +417,14 @@ impl CtrModel {
         if reader.at != body.len() {
             return Err(damaged(format!("{} unexpected bytes before the checksum", body.len() - reader.at)));
         }
-        let config =
-            FeatureConfig { space, prior, user_prior, cross_user: flags & 1 != 0, cross_user_fields: flags & 2 != 0 };
+        let config = FeatureConfig {
+            space,
+            prior,
+            user_prior,
+            cross_user: flags & 1 != 0,
+            cross_user_fields: flags & 2 != 0,
+            user_history: flags & 4 != 0,
+        };
         Ok(CtrModel { kind, config, generated_at, bias, factors, weight_index, rows, items, users })
     }
 }

@@ -23,8 +23,9 @@
 //! 4. **Smoothing priors**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
 //!    fit) over each item's training counts, and another over each user's. They turn an
 //!    item's (a user's) counts into its smoothed click-through rate, features of every example
-//!    (see [`features`]): the user's own rate is very predictive where users differ in how
-//!    easily they click. The prior's few
+//!    (see [`features`]). The user's rate is a feature only with `user_history=true` (off by
+//!    default: it hurts a time split, where most held-out users are new; see [`features`]);
+//!    its counts are kept and shipped either way. The prior's few
 //!    parameters are fitted on the whole training part: an aggregate of the catalogue, not
 //!    any example's own outcome.
 //! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
@@ -116,6 +117,7 @@ struct Settings {
     threads: usize,
     seed: u64,
     serve_below_baseline: bool,
+    user_history: bool,
 }
 
 fn list_parameter(input: &TrainingInput<'_>, name: &str, default: &str) -> Vec<String> {
@@ -177,6 +179,7 @@ impl Settings {
             threads: input.parameter::<usize>("threads").unwrap_or(2).clamp(1, 64),
             seed: input.parameter("seed").unwrap_or(42),
             serve_below_baseline: input.parameter("serve_below_baseline").unwrap_or(false),
+            user_history: input.parameter("user_history").unwrap_or(false),
         })
     }
 
@@ -200,7 +203,7 @@ const DEFAULT_LEARNING_RATE: f32 = 0.05;
 const DEFAULT_L1: f32 = 0.0001;
 const DEFAULT_L2: f32 = 0.0001;
 const DEFAULT_FACTOR_LEARNING_RATE: f32 = 0.02;
-const DEFAULT_FACTOR_L2: f32 = 0.01;
+const DEFAULT_FACTOR_L2: f32 = 0.03;
 
 /// Everything learning and evaluation need, made once (and shared with the VW export).
 struct Prepared {
@@ -467,7 +470,14 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
 
     let prior = smoothing_prior(&joined.training_counts);
     let user_prior = smoothing_prior(&joined.training_user_counts);
-    let config = FeatureConfig { space, prior, user_prior, cross_user: true, cross_user_fields: true };
+    let config = FeatureConfig {
+        space,
+        prior,
+        user_prior,
+        cross_user: true,
+        cross_user_fields: true,
+        user_history: settings.user_history,
+    };
     let survey = &spilled.survey;
     let report = json!({
         "window": window.to_json(),
@@ -725,6 +735,7 @@ pub(crate) fn train_traced(
         "l2": settings.l2,
         "factor_learning_rate": settings.factor_learning_rate,
         "factor_l2": settings.factor_l2,
+        "user_history": settings.user_history,
         "weights": model.describe()["weights"],
         "artifact_bytes": artifact.len(),
         "prior": {"strength": prior.strength, "center": prior.center, "bands": prior.bands.len()},

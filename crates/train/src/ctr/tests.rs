@@ -168,9 +168,10 @@ fn both_models_learn_a_planted_user_by_category_effect() {
 fn evaluation_and_serving_give_the_same_probability_to_the_bit() {
     let fixture = planted_app(4_000, 11);
     let snapshot = fixture.snapshot();
-    for model in ["fm", "ftrl_lr"] {
-        let parameters = with(&[("model", model)]);
+    for (model, user_history) in [("fm", "false"), ("ftrl_lr", "false"), ("fm", "true")] {
+        let parameters = with(&[("model", model), ("user_history", user_history)]);
         let (trained, scored) = train_traced(&input(&snapshot, "ctr", &parameters), &context(), 200).unwrap();
+        assert_eq!(trained.metrics["user_history"], user_history == "true");
         assert_eq!(scored.len(), 200);
         let served = CtrModel::load(&trained.artifact).unwrap();
         for example in &scored {
