@@ -73,6 +73,7 @@ def main():
     parser.add_argument("directory")
     parser.add_argument("--bits", type=int, default=22)
     parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--skip-lrq", action="store_true", help="skip the (slow) rank-8 interaction model")
     arguments = parser.parse_args()
     for split in ("time", "random"):
         if not os.path.exists(os.path.join(arguments.directory, f"{split}.train.vw")):
@@ -80,7 +81,8 @@ def main():
         run(arguments.directory, split, "ftrl_lr",
             "--ftrl --ftrl_alpha 0.05 --ftrl_beta 1 --l1 1e-4 --l2 1e-4", arguments.bits, arguments.passes)
         run(arguments.directory, split, "sgd_lr", "", arguments.bits, arguments.passes)
-        run(arguments.directory, split, "fm_lrq8", "--lrq ff8", arguments.bits, arguments.passes)
+        if not arguments.skip_lrq:
+            run(arguments.directory, split, "fm_lrq8", "--lrq ff8", arguments.bits, arguments.passes)
 
 
 if __name__ == "__main__":

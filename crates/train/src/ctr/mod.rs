@@ -694,9 +694,14 @@ pub(crate) fn train_traced(
     // The artifact.
     context.check_cancelled()?;
     drop(features_of);
-    let model = served_model(prepared, learner.export(), input.now_seconds);
+    let weights = learner.export();
+    // The dense tables (288 MiB for fm at 22 bits) are not needed once exported.
+    drop(learner);
+    let model = served_model(prepared, weights, input.now_seconds);
     context.check_cancelled()?;
     let artifact = model.to_bytes();
+    let weight_rows = model.describe()["weights"].clone();
+    drop(model);
 
     let mut warnings = Vec::new();
     let below_baseline = auc < baseline_auc;
@@ -736,7 +741,7 @@ pub(crate) fn train_traced(
         "factor_learning_rate": settings.factor_learning_rate,
         "factor_l2": settings.factor_l2,
         "user_history": settings.user_history,
-        "weights": model.describe()["weights"],
+        "weights": weight_rows,
         "artifact_bytes": artifact.len(),
         "prior": {"strength": prior.strength, "center": prior.center, "bands": prior.bands.len()},
     });
