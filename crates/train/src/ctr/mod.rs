@@ -25,9 +25,8 @@
 //!    item's (a user's) counts into its smoothed click-through rate, features of every example
 //!    (see [`features`]). The user's rate is a feature only with `user_history=true` (off by
 //!    default: it hurts a time split, where most held-out users are new; see [`features`]);
-//!    its counts are kept and shipped either way. The prior's few
-//!    parameters are fitted on the whole training part: an aggregate of the catalogue, not
-//!    any example's own outcome.
+//!    its counts are kept and shipped either way. The priors' few parameters are fitted on
+//!    the whole training part: an aggregate of the catalogue, not any example's own outcome.
 //! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
 //!    training examples in time order with `threads` Hogwild workers ([`learners`]); with one
 //!    thread a run is a pure function of its data and `seed` (same bytes out).
@@ -38,10 +37,14 @@
 //!    replace the served one unless `serve_below_baseline=true`.
 //! 7. **Artifact** ([`artifact`]): the weights, the features of every item (documents,
 //!    `ITEM_INFO` or behavior) with its counts over **all** examples, every user with a
-//!    `USER` record or an example (its field features and counts), and the two priors: serving recomputes the example's features
-//!    with the same code ([`features::example_features`]) and the same sum
-//!    ([`learners::forward`]), so a training-time score and a serving-time score of the same
-//!    example agree to the bit.
+//!    `USER` record or an example (its field features and counts), and the two priors:
+//!    serving recomputes the example's features with the same code
+//!    ([`features::example_features`]) and the same sum ([`learners::forward`]), so a
+//!    training-time score and a serving-time score of the same example agree to the bit.
+//!
+//! Cancellation is checked before every batch of records read, every 1,024 documents or
+//! records, every day joined, every block of 4,096 examples learned or scored (a few
+//! milliseconds each) and around the artifact's building.
 //!
 //! # Choices where the issue is silent
 //! - The model is trained once, on the training part; it is not retrained on the whole
@@ -50,6 +53,11 @@
 //! - Not enough data is an error naming what is missing: no `expose` events, no label
 //!   events, an empty training part or holdout, or a holdout without both outcomes.
 //! - Without documents an item has its id feature and its click history only.
+//! - The baseline scores a holdout example by its item's rate over all training examples
+//!   (with a random split, also those after it); the model's item prior reads only the
+//!   training examples before it, as it did in training.
+//! - Every example counts once whatever its weight in the business: no down-sampling of
+//!   unclicked impressions (MovieLens-sized and 10 M-example apps train in seconds to a minute).
 //!
 //! `export_vw_examples` writes the same examples and split as Vowpal Wabbit text, for the
 //! benchmark against VW.
