@@ -18,8 +18,8 @@ generic `call_api`, signed the same way.
 Every name is unique per run, so the suite can run against a server that already has data.
 
 Training tasks really train: the server's task runner takes pending tasks oldest first, trains
-them (hot, hint and pop have trainers; other functions fail fast with "no trainer is built for
-function X yet") and ends them `success` or `failed`. Tests that look at a task's end poll
+them (hot, hint, pop and ctr have trainers; other functions fail fast with "no trainer is built
+for function X yet"; ctr on an app group without behavior fails fast with NotEnoughData) and ends them `success` or `failed`. Tests that look at a task's end poll
 GetFunctionTask until it is no longer `running`. The suite expects a server that trains at most
 one task at a time (scripts/sdk-test.sh starts one with TRAINYARD_WORKER_CONCURRENCY=1 and
 TRAINYARD_TASK_HEARTBEAT_MILLIS=100): to hold a task pending, a test keeps the runner busy with
@@ -1013,8 +1013,9 @@ def test_list_function_instances_paging_and_filters(client, app):
 
 
 def test_task_lifecycle(client, app):
-    """A task of a function without a trainer (ctr) ends `failed` within moments: its whole
-    life through the typed SDK. (A task held pending is in test_pending_task_and_cancellation.)"""
+    """A ctr task on an app group without behavior data ends `failed` (NotEnoughData) within
+    moments: its whole life through the typed SDK. (A task held pending is in
+    test_pending_task_and_cancellation.)"""
     name = unique("ctr")
     ok(create_instance(client, app, "ctr", name, "tf_checkpoint"))
     empty = ok(list_tasks(client, app, "ctr", name))
@@ -1046,8 +1047,8 @@ def test_task_lifecycle(client, app):
     assert task.end_time >= task.start_time
     assert_recent_ms(task.end_time, started)
     info = extend_info_of(task.extend_info)
-    assert "no trainer is built for function ctr yet" in info["errors"], info
-    assert info["failure"]["reason"] == "TrainerError", info
+    assert any(error.startswith("no expose or click behavior events in the last 30 days") for error in info["errors"]), info
+    assert info["failure"]["reason"] == "NotEnoughData", info
 
     instance = ok(get_instance(client, app, "ctr", name, output="detail")).result
     assert instance.task.dag_status == "failed"
@@ -2020,7 +2021,8 @@ def test_legacy_v2_signature(client_v2):
         task, progress_seen = wait_for_task(client, app, "ctr", name, 1)  # GetFunctionTask through v2
         assert task.status == "failed" and task.generation == "1", task.to_map()
         assert_never_decreases(progress_seen)
-        assert extend_info_of(task.extend_info)["errors"] == ["no trainer is built for function ctr yet"]
+        errors = extend_info_of(task.extend_info)["errors"]
+        assert len(errors) == 1 and errors[0].startswith("no expose or click behavior events"), errors
         ok(client.create_function_task(app, "ctr", name))  # a finished task does not hold the instance
         assert ok(client.get_function_task(app, "ctr", name, "2")).result.generation == "2"
         expect_error("Task.NotExist", 404, client.get_function_task, app, "ctr", name, "3")
