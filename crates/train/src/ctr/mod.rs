@@ -62,9 +62,9 @@
 //! `export_vw_examples` writes the same examples and split as Vowpal Wabbit text, for the
 //! benchmark against VW.
 
-pub mod artifact;
+pub(crate) mod artifact;
 pub(crate) mod examples;
-pub mod features;
+pub(crate) mod features;
 pub(crate) mod learners;
 
 use std::io::Write;
@@ -73,8 +73,9 @@ use std::time::Instant;
 use serde_json::json;
 use trainyard_data::records::{DatasetKind, IngestRecord};
 
-pub use artifact::{ArtifactError, CtrModel, FORMAT, ModelKind};
-pub use features::{Context, History, PriorCounts};
+// What serving needs: the model, its errors and the inputs of `score`; the rest stays inside.
+pub use artifact::{ArtifactError, CtrModel, FORMAT, FORMAT_VERSION, MAGIC, ModelKind};
+pub use features::{Context, FEATURE_VERSION, History, PriorCounts};
 
 use self::artifact::{KnownItem, KnownUser};
 use self::examples::{Example, ExampleFile, Joined, Spilled, Split};
