@@ -6,13 +6,13 @@
 //! 1. **Read** (progress 0–10 %): the behavior events of the last `training_window_days`
 //!    days (default 30) ending at the task start; `expose` events and the label events
 //!    (`label_behavior_types`, default `click`) are spilled by day to a temporary file
-//!    ([`examples`]). Then every document of every table (the item id is the document's
+//!    (`examples.rs`). Then every document of every table (the item id is the document's
 //!    `id_field` value), the `ITEM_INFO` records (by `item_id`; a document of the same item
 //!    wins: it is the richer, curated source) and the `USER` records; the latest version of a
 //!    record wins.
 //! 2. **Join** (10–20 %): exposures and clicks joined by (`rn`, `item_id`) into examples, in
 //!    time order, each carrying its item's click counts strictly before its time; see
-//!    [`examples`] for the attribution horizon (a click the day after its exposure counts),
+//!    `examples.rs` for the attribution horizon (a click the day after its exposure counts),
 //!    clicks without exposure (a positive example of their own), duplicates, and why holdout
 //!    outcomes never reach any example's counts.
 //! 3. **Split**: `holdout_split=time` (default) holds out the examples of the last
@@ -23,23 +23,23 @@
 //! 4. **Smoothing priors**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
 //!    fit) over each item's training counts, and another over each user's. They turn an
 //!    item's (a user's) counts into its smoothed click-through rate, features of every example
-//!    (see [`features`]). The user's rate is a feature only with `user_history=true` (off by
-//!    default: it hurts a time split, where most held-out users are new; see [`features`]);
+//!    (see `features.rs`). The user's rate is a feature only with `user_history=true` (off by
+//!    default: it hurts a time split, where most held-out users are new; see `features.rs`);
 //!    its counts are kept and shipped either way. The priors' few parameters are fitted on
 //!    the whole training part: an aggregate of the catalogue, not any example's own outcome.
 //! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
-//!    training examples in time order with `threads` Hogwild workers ([`learners`]); with one
+//!    training examples in time order with `threads` Hogwild workers (`learners.rs`); with one
 //!    thread a run is a pure function of its data and `seed` (same bytes out).
 //! 6. **Evaluate** (95–100 %): every holdout example is scored with the counts it carries;
 //!    `auc` (ties count half) and `logloss`, against the baseline that scores an example by
 //!    its item's smoothed rate over the training counts (`baseline_auc`,
 //!    `baseline_logloss`). A model below its baseline is stored with a warning and does not
 //!    replace the served one unless `serve_below_baseline=true`.
-//! 7. **Artifact** ([`artifact`]): the weights, the features of every item (documents,
+//! 7. **Artifact** (`artifact.rs`): the weights, the features of every item (documents,
 //!    `ITEM_INFO` or behavior) with its counts over **all** examples, every user with a
 //!    `USER` record or an example (its field features and counts), and the two priors:
 //!    serving recomputes the example's features with the same code
-//!    ([`features::example_features`]) and the same sum ([`learners::forward`]), so a
+//!    (`features::example_features`) and the same sum (`learners::forward`), so a
 //!    training-time score and a serving-time score of the same example agree to the bit.
 //!
 //! Cancellation is checked before every batch of records read, every 1,024 documents or

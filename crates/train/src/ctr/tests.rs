@@ -162,6 +162,10 @@ fn both_models_learn_a_planted_user_by_category_effect() {
         assert_eq!(model.items_known(), 100);
         assert_eq!(model.users_known(), 200);
     }
+    // Two Hogwild threads learn as well (not deterministically: the order of updates varies).
+    let hogwild = trained(&fixture, &with(&[("model", "fm"), ("learning_rate", "0.1"), ("threads", "2")]));
+    assert!(metric(&hogwild, "auc") > 0.75, "{}", hogwild.metrics);
+    assert_eq!(hogwild.metrics["threads"], 2);
 }
 
 #[test]
