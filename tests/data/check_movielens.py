@@ -26,6 +26,9 @@ SDK (CreateFunctionInstance, CreateFunctionTask, GetFunctionTask polled until do
   (`query_log.jsonl` of the kit's --out dir), with the counting rules of crates/train/src/
   searches.rs written again here, the window ending at the task's StartTime;
 * pop: ExtendInfo's holdout `auc` against `baseline_auc`, and QueryPopularity's scores in [0, 1].
+* ctr (fm, the kit's fields, the whole history): the holdout `auc` above the server's
+  `baseline_auc` and above a smoothed-popularity baseline computed here from the ratings on the
+  same time split (whose size is checked against the server's `holdout_examples`).
 
 Ends with `movielens: N passed, M failed`; the exit status is 1 when anything failed.
 """
@@ -37,6 +40,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -103,6 +107,17 @@ POP_INSTANCES = (
     ("pop_default", {}, True),
     ("pop_history", {"training_window_days": "240"}, True),
 )
+
+# ctr (crates/train/src/ctr): the kit's suggested fields over the whole history (213 days; 240
+# covers them), the default time holdout (the last 10 % of the time between the first and the
+# last rating), fm with the catalog's defaults. The independent baseline scores a held-out rating
+# by its movie's click rate over the training part, Beta-smoothed toward the mean rate.
+CTR_CREATE = {
+    "id_field": "item_id", "title_field": "title", "tags_field": "genres",
+    "user_fields": "age,gender,occupation", "training_window_days": "240",
+}
+CTR_HOLDOUT_PERCENT = 10
+CTR_BASELINE_STRENGTH = 10
 
 RESULTS = {"passed": 0, "failed": 0}
 
@@ -845,6 +860,69 @@ def check_pop(client, raw, shift, figures):
         figures[instance]["scores"] = {entry["item_id"]: entry["score"] for entry in scores[:3]}
 
 
+def area_under_curve(scored):
+    """AUC of (score, clicked) pairs, ties counted half."""
+    scored = sorted(scored, key=lambda pair: pair[0])
+    positives = sum(1 for _, clicked in scored if clicked)
+    negatives = len(scored) - positives
+    area, below, index = 0.0, 0, 0
+    while index < len(scored):
+        end, group_positives, group_negatives = index, 0, 0
+        while end < len(scored) and scored[end][0] == scored[index][0]:
+            group_positives += scored[end][1]
+            group_negatives += not scored[end][1]
+            end += 1
+        area += group_positives * (below + 0.5 * group_negatives)
+        below += group_negatives
+        index = end
+    return area / (positives * negatives)
+
+
+def independent_ctr_baseline(raw, shift):
+    """(AUC, held-out ratings) of the smoothed-popularity baseline on ctr's time holdout."""
+    times = [int(rating["timestamp"]) + shift for rating in raw.ratings]
+    first, last = min(times), max(times)
+    split = last + 1 - max(1, math.ceil((last - first) * CTR_HOLDOUT_PERCENT / 100))
+    exposures, clicks, holdout = collections.Counter(), collections.Counter(), []
+    for rating, moment in zip(raw.ratings, times):
+        clicked = float(rating["rating"]) >= 4
+        if moment < split:
+            exposures[rating["item_id"]] += 1
+            clicks[rating["item_id"]] += clicked
+        else:
+            holdout.append((rating["item_id"], clicked))
+    mean = sum(clicks.values()) / sum(exposures.values())
+    scored = [
+        ((clicks[item] + CTR_BASELINE_STRENGTH * mean) / (exposures[item] + CTR_BASELINE_STRENGTH), clicked)
+        for item, clicked in holdout
+    ]
+    return area_under_curve(scored), len(holdout)
+
+
+def check_ctr(client, raw, shift, figures):
+    trained = run_task(client, "ctr", "ctr_kit", "tf_checkpoint", CTR_CREATE)
+    if trained is None:
+        return
+    metrics = trained["info"].get("metrics", {})
+    auc, baseline = metrics.get("auc"), metrics.get("baseline_auc")
+    independent, holdout = independent_ctr_baseline(raw, shift)
+    figures["ctr_kit"] = {
+        "seconds": trained["seconds"], "progress": trained["progress"], "ctr_auc": auc, "baseline_auc": baseline,
+        "independent_baseline_auc": independent, "holdout_examples": metrics.get("holdout_examples"),
+        "examples_per_second": metrics.get("examples_per_second"),
+    }
+    numbers = isinstance(auc, float) and isinstance(baseline, float)
+    check("ctr: auc and baseline_auc are numbers in [0, 1]", numbers and 0 <= auc <= 1 and 0 <= baseline <= 1, True)
+    if not numbers:
+        return
+    say(f"ctr: auc {auc:.4f}, baseline_auc {baseline:.4f}, independent smoothed-popularity auc {independent:.4f}")
+    check("ctr: the holdout is the last 10 % of the time (as many ratings as computed here)", metrics.get("holdout_examples"), holdout)
+    check(f"ctr: auc {auc:.4f} > the server's baseline_auc {baseline:.4f}", auc > baseline, True)
+    check(f"ctr: auc {auc:.4f} > the independent smoothed-popularity auc {independent:.4f}", auc > independent, True)
+    warned = any("below the smoothed-popularity baseline" in error for error in trained["info"].get("errors", []))
+    check("ctr: ExtendInfo errors warn exactly when auc < baseline_auc", warned, auc < baseline)
+
+
 def moment_text(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -865,6 +943,12 @@ def print_figures(figures):
             line += (
                 f"; users kept {figure['report'].get('users_kept')}, with hints {figure['report'].get('users_with_hints')}; "
                 f"{figure['users_not_global']} of the {figure['users_asked']} users who searched get their own"
+            )
+        if "ctr_auc" in figure:
+            line += (
+                f"; auc {decimal(figure['ctr_auc'])}, baseline_auc {decimal(figure['baseline_auc'])}, independent "
+                f"{decimal(figure['independent_baseline_auc'])} ({figure['holdout_examples']} holdout examples; "
+                f"{decimal(figure['examples_per_second'])} examples/s)"
             )
         if "auc" in figure:
             line += (
@@ -961,6 +1045,7 @@ def main():
             client = sdk_client(server.address)
             check_hot_and_hint(client, searches, figures)
             check_pop(client, raw, shift, figures)
+            check_ctr(client, raw, shift, figures)
             check("the server is still running", server.alive(), True)
         print_figures(figures)
         say(
