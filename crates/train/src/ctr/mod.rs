@@ -629,7 +629,7 @@ pub(crate) fn train_traced(
     let features_of = prepared.features_of();
 
     // Learn.
-    let learner = Learner::new(settings.hash_bits, settings.hyper());
+    let learner = Learner::new(settings.hash_bits, settings.hyper())?;
     let training_count = joined.training.count();
     let total = training_count * u64::from(settings.epochs);
     let learn_started = Instant::now();

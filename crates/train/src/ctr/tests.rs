@@ -357,6 +357,20 @@ fn missing_data_fails_naming_what_is_missing() {
 }
 
 #[test]
+fn weight_tables_too_large_for_memory_fail_the_task_instead_of_the_process() {
+    let fixture = planted_app(500, 13);
+    let snapshot = fixture.snapshot();
+    let parameters = with(&[("model", "fm"), ("hash_bits", "28"), ("factors", "128")]);
+    match train(&input(&snapshot, "ctr", &parameters), &context()) {
+        Err(TrainError::Internal(message)) => {
+            assert!(message.contains("hash_bits=28 with factors=128 needs 258 GiB"), "{message}");
+            assert!(message.contains("lower hash_bits or factors"), "{message}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|model| model.metrics)),
+    }
+}
+
+#[test]
 fn a_model_below_its_baseline_warns_and_is_not_served_unless_asked() {
     let fixture = planted_app(3_000, 21);
     // An L1 penalty no weight survives: every example scores 0.5, an AUC of exactly 0.5.
