@@ -26,6 +26,10 @@ SDK (CreateFunctionInstance, CreateFunctionTask, GetFunctionTask polled until do
   (`query_log.jsonl` of the kit's --out dir), with the counting rules of crates/train/src/
   searches.rs written again here, the window ending at the task's StartTime;
 * pop: ExtendInfo's holdout `auc` against `baseline_auc`, and QueryPopularity's scores in [0, 1].
+* ctr (fm and ftrl_lr, the kit's fields, the whole history): the holdout `auc` above the server's
+  `baseline_auc` and above the strongest of a family of smoothed-popularity baselines computed
+  here from the ratings on the trainer's time split (whose size is checked against the server's
+  `holdout_examples`); QueryCtr's answers for 100 items.
 
 Ends with `movielens: N passed, M failed`; the exit status is 1 when anything failed.
 """
@@ -943,7 +947,10 @@ def check_ctr(client, raw, shift, figures):
             f"{holdout} impressions), {trainer_baseline:.4f} by the trainer"
         )
         check(f"ctr ({instance}): the trainer's holdout = the ratings from the split on", metrics.get("holdout_examples"), holdout)
+        check(f"ctr ({instance}): auc {auc:.4f} > the server's baseline_auc {trainer_baseline:.4f}", auc > trainer_baseline, True)
         check(f"ctr ({instance}): auc {auc:.4f} > the baseline computed here {baseline:.4f}", auc > baseline, True)
+        warned = any("below the smoothed-popularity baseline" in error for error in trained["info"].get("errors", []))
+        check(f"ctr ({instance}): ExtendInfo errors warn exactly when auc < baseline_auc", warned, auc < trainer_baseline)
         check(
             f"ctr ({instance}): the trainer's baseline_auc is within 0.02 of the best one here",
             abs(trainer_baseline - baseline) <= 0.02,

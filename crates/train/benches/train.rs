@@ -1,5 +1,6 @@
-//! Training time and memory of the trainers: `pop` on behavior events and `hot` on query-log
-//! searches, each trained with the catalog's default parameters on a synthetic app group.
+//! Training time and memory of the trainers: `pop` and `ctr` on behavior events (ctr with each
+//! of its models, `fm` and `ftrl_lr`) and `hot` on query-log searches, each trained with the
+//! catalog's default parameters on a synthetic app group.
 //!
 //! Run it with `bash bench/train.sh` (or `cargo bench -p trainyard-train --bench train`);
 //! `bench/README.md` explains what is measured and how to read the tables.
@@ -11,7 +12,10 @@
 //!    Zipf query popularity over 50 k queries plus 20 queries trending 5 days at a time, 90 %
 //!    `raw_query`, 95 % with hits; default 10 million), both spread in time order over the 30
 //!    days ending "now", through `append_blocking` in batches of 1000, interleaved the way both
-//!    kinds arrive on a live server.
+//!    kinds arrive on a live server; then one document per item (`id`, a `title` of three
+//!    words, one of 50 `category` values) and one USER record per user (`age`, `gender`), which
+//!    ctr reads (`id_field=id, title_field=title, category_field=category,
+//!    user_fields=age,gender`; the rest are the catalog's defaults).
 //! 2. **Compact** (a child process): `compact_blocking` turns the whole log into Parquet files.
 //! 3. **Train** (one child process per function, so that its peak RSS — `VmHWM` from
 //!    `/proc/self/status` — is its own): open the store, take a snapshot (timed), then
@@ -35,7 +39,8 @@
 //! | `TRAINYARD_BENCH_TRAIN_ITEMS` | `100000` | distinct items (Zipf popularity) |
 //! | `TRAINYARD_BENCH_TRAIN_USERS` | `500000` | distinct users |
 //! | `TRAINYARD_BENCH_TRAIN_QUERIES` | `50000` | distinct queries (Zipf popularity) |
-//! | `TRAINYARD_BENCH_TRAIN_FUNCTIONS` | `pop,hot` | comma separated; also `hint` |
+//! | `TRAINYARD_BENCH_TRAIN_FUNCTIONS` | `pop,hot,ctr` | comma separated; also `hint` |
+//! | `TRAINYARD_BENCH_TRAIN_CTR_MODELS` | `fm,ftrl_lr` | the ctr models trained, one child each |
 //! | `TRAINYARD_BENCH_TRAIN_SAMPLE_MS` | `100` | progress sampling period |
 //! | `TRAINYARD_BENCH_TRAIN_SEGMENT_BYTES` | `33554432` | log segment rotation size (the server's default) |
 //! | `TRAINYARD_BENCH_TRAIN_REUSE_DIR` | none | keep the dataset there and reuse it when the settings match |
@@ -52,7 +57,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trainyard_core::catalog::{FunctionName, ParameterList, VersionQuery, current_version};
-use trainyard_data::records::{BehaviorEvent, DatasetKind, IngestRecord, QueryLogEntry};
+use trainyard_data::records::{
+    BehaviorEvent, CollectionRecord, DatasetKind, DocumentCommand, DocumentRecord, IngestRecord, QueryLogEntry,
+};
 use trainyard_data::{DatasetConfig, DatasetStore};
 use trainyard_train::{TrainingContext, TrainingInput};
 
@@ -68,7 +75,7 @@ const RESULT_PREFIX: &str = "TRAIN_RESULT ";
 /// The file in a reusable dataset dir that records how (and how fast) it was generated.
 const MARKER: &str = "bench-dataset.json";
 /// Bump when the generators change, so that an old reusable dataset is regenerated.
-const GENERATOR_VERSION: u64 = 2;
+const GENERATOR_VERSION: u64 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -81,6 +88,7 @@ struct Settings {
     users: u64,
     queries: u64,
     functions: Vec<FunctionName>,
+    ctr_models: Vec<String>,
     sample: Duration,
     segment_bytes: u64,
     reuse_dir: Option<PathBuf>,
@@ -110,13 +118,22 @@ impl Settings {
         assert!(days >= 2, "TRAINYARD_BENCH_TRAIN_DAYS: at least 2 (the evaluations hold out the last day)");
         assert!(items >= 1 && users >= 1 && queries >= 1, "items, users and queries must be at least 1");
         let functions: Vec<FunctionName> = env_text("TRAINYARD_BENCH_TRAIN_FUNCTIONS")
-            .unwrap_or_else(|| "pop,hot".into())
+            .unwrap_or_else(|| "pop,hot,ctr".into())
             .split(',')
             .map(|name| match name.trim() {
                 "pop" => FunctionName::Pop,
                 "hot" => FunctionName::Hot,
                 "hint" => FunctionName::Hint,
-                other => panic!("TRAINYARD_BENCH_TRAIN_FUNCTIONS: {other:?} is not pop, hot or hint"),
+                "ctr" => FunctionName::Ctr,
+                other => panic!("TRAINYARD_BENCH_TRAIN_FUNCTIONS: {other:?} is not pop, hot, hint or ctr"),
+            })
+            .collect();
+        let ctr_models: Vec<String> = env_text("TRAINYARD_BENCH_TRAIN_CTR_MODELS")
+            .unwrap_or_else(|| "fm,ftrl_lr".into())
+            .split(',')
+            .map(|model| match model.trim() {
+                "fm" | "ftrl_lr" => model.trim().to_string(),
+                other => panic!("TRAINYARD_BENCH_TRAIN_CTR_MODELS: {other:?} is not fm or ftrl_lr"),
             })
             .collect();
         let sample = Duration::from_millis(env_count("TRAINYARD_BENCH_TRAIN_SAMPLE_MS", 100).max(1));
@@ -135,6 +152,7 @@ impl Settings {
             users,
             queries,
             functions,
+            ctr_models,
             sample,
             segment_bytes,
             reuse_dir: env_text("TRAINYARD_BENCH_TRAIN_REUSE_DIR").map(PathBuf::from),
@@ -487,6 +505,9 @@ struct Generation {
     appends: u64,
     log_bytes: u64,
     log_segments: usize,
+    /// Item documents and USER records (ctr's item and user fields).
+    documents: u64,
+    user_records: u64,
 }
 
 impl Generation {
@@ -495,6 +516,7 @@ impl Generation {
             "now": self.now, "events": self.events, "searches": self.searches,
             "generate_seconds": self.generate_seconds, "append_seconds": self.append_seconds,
             "appends": self.appends, "log_bytes": self.log_bytes, "log_segments": self.log_segments,
+            "documents": self.documents, "user_records": self.user_records,
         })
     }
 
@@ -509,6 +531,8 @@ impl Generation {
             appends: number("appends") as u64,
             log_bytes: number("log_bytes") as u64,
             log_segments: number("log_segments") as usize,
+            documents: number("documents") as u64,
+            user_records: number("user_records") as u64,
         }
     }
 }
@@ -560,9 +584,12 @@ fn generate(directory: &Path, settings: &Settings) -> Generation {
             next_report += report_every;
         }
     }
+    let (documents, user_records) = append_items_and_users(&store, settings, received_ms, &mut append_time);
     drop(store);
     let (log_bytes, log_segments) = directory_bytes(&directory.join("log"));
     Generation {
+        documents,
+        user_records,
         now,
         events: behavior.produced,
         searches: searches.produced,
@@ -572,6 +599,53 @@ fn generate(directory: &Path, settings: &Settings) -> Generation {
         log_bytes,
         log_segments,
     }
+}
+
+/// One document per item (`id`, a three-word `title`, one of 50 `category` values) and one USER
+/// record per user (`age` 15 to 74, `gender`), for ctr's item and user features. Returns how
+/// many of each were appended.
+fn append_items_and_users(
+    store: &DatasetStore,
+    settings: &Settings,
+    received_ms: i64,
+    append_time: &mut Duration,
+) -> (u64, u64) {
+    let document = |item: u64| {
+        let hash = mix(item ^ 0xd0c5);
+        let title: Vec<&str> = (0..3).map(|word| WORDS[(mix(hash ^ word) % WORDS.len() as u64) as usize]).collect();
+        let fields =
+            json!({"id": format!("item_{item:06}"), "title": title.join(" "), "category": format!("cat{}", hash % 50)});
+        IngestRecord::Document(DocumentRecord {
+            table: "main".into(),
+            primary_key: format!("item_{item:06}"),
+            command: DocumentCommand::Add,
+            timestamp_ms: None,
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        })
+    };
+    let user_record = |user: u64| {
+        let hash = mix(user ^ 0x05e7);
+        let fields = json!({"user_id": format!("u{user:07}"), "age": 15 + hash % 60, "gender": if hash.is_multiple_of(2) { "F" } else { "M" }});
+        IngestRecord::User(CollectionRecord {
+            key: format!("u{user:07}"),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        })
+    };
+    let mut append = |kind: DatasetKind, count: u64, make: &dyn Fn(u64) -> IngestRecord| {
+        let mut first = 0;
+        while first < count {
+            let records: Vec<IngestRecord> = (first..(first + BATCH as u64).min(count)).map(make).collect();
+            let began = Instant::now();
+            store.append_blocking(APP, kind, &records, None, received_ms).expect("append");
+            *append_time += began.elapsed();
+            first += records.len() as u64;
+        }
+        count
+    };
+    (
+        append(DatasetKind::Documents, settings.items, &document),
+        append(DatasetKind::Users, settings.users, &user_record),
+    )
 }
 
 /// Runs one phase in a child process and returns its result line.
@@ -602,6 +676,7 @@ fn spawn_phase(phase: &str, directory: &Path, now: i64, settings: &Settings) -> 
 fn model_type(function: FunctionName) -> &'static str {
     match function {
         FunctionName::Pop => "pop",
+        FunctionName::Ctr => "tf_checkpoint",
         _ => "offline_inference",
     }
 }
@@ -633,7 +708,12 @@ fn run_child(phase: &str) {
         return;
     }
 
-    let function = FunctionName::parse(phase).expect("a function name");
+    // `ctr:fm` trains ctr with model fm.
+    let (function_name, ctr_model) = match phase.split_once(':') {
+        Some((function_name, model)) => (function_name, Some(model)),
+        None => (phase, None),
+    };
+    let function = FunctionName::parse(function_name).expect("a function name");
     let now: i64 = std::env::var(CHILD_NOW).ok().and_then(|text| text.parse().ok()).expect("the child is told now");
     let sample_every = Duration::from_millis(env_count("TRAINYARD_BENCH_TRAIN_SAMPLE_MS", 100).max(1));
     let model_type = model_type(function);
@@ -645,13 +725,28 @@ fn run_child(phase: &str) {
         category: "",
     })
     .expect("a catalog version");
-    let parameters = version.effective_parameters(ParameterList::Create, &[]);
+    let mut parameters = version.effective_parameters(ParameterList::Create, &[]);
+    if function == FunctionName::Ctr {
+        for (name, value) in [
+            ("id_field", "id"),
+            ("title_field", "title"),
+            ("category_field", "category"),
+            ("user_fields", "age,gender"),
+            ("model", ctr_model.unwrap_or("fm")),
+        ] {
+            parameters.insert(name.to_string(), value.to_string());
+        }
+    }
 
     let snapshot_began = Instant::now();
     let snapshot = store.snapshot(APP).expect("snapshot");
     let snapshot_seconds = snapshot_began.elapsed().as_secs_f64();
     let open_seconds = opened.elapsed().as_secs_f64();
-    let kind = if function == FunctionName::Pop { DatasetKind::Behavior } else { DatasetKind::QueryLog };
+    let kind = if matches!(function, FunctionName::Pop | FunctionName::Ctr) {
+        DatasetKind::Behavior
+    } else {
+        DatasetKind::QueryLog
+    };
     let files: Vec<_> = snapshot.manifest.files_of(kind).collect();
     let (file_count, file_rows, file_bytes) = (
         files.len(),
@@ -810,6 +905,16 @@ fn headline_metrics(function: &str, result: &Value) -> String {
             metrics["holdout_impressions"],
             metrics["holdout_sample_rate"]
         ),
+        "ctr" => format!(
+            "auc {}, baseline_auc {}, {} training examples x {} epochs at {} examples/s ({} s learning), holdout {}",
+            number(&metrics["auc"]),
+            number(&metrics["baseline_auc"]),
+            metrics["training_examples"],
+            metrics["epochs"],
+            metrics["examples_per_second"].as_f64().map(|rate| format!("{rate:.0}")).unwrap_or_default(),
+            number(&metrics["train_seconds"]),
+            metrics["holdout_examples"]
+        ),
         "hot" => format!(
             "precision_at_10 {}, coverage {}, coverage_at_10 {}; entries new/hot/surging {}/{}/{}",
             number(&metrics["precision_at_10"]),
@@ -835,6 +940,14 @@ fn data_summary(function: &str, result: &Value) -> String {
         "pop" => format!(
             "rows read {} per pass (2 passes), events used {}, items {}, users {}",
             report["rows_read"], report["events_used"], report["items"], report["users"]
+        ),
+        "ctr" => format!(
+            "impressions {}, clicks joined {}, examples {}, items with documents {}, behavior users with records {}",
+            report["impressions"],
+            report["clicks_joined"],
+            report["examples"],
+            report["items_with_documents"],
+            report["behavior_users_with_records"]
         ),
         "hot" | "hint" => format!(
             "rows read {}, searches counted {}, distinct queries {}, users {}, entries {}",
@@ -929,7 +1042,7 @@ fn main() {
             let compaction = spawn_phase("compact", &directory, generation.now, &settings);
             assert_eq!(
                 compaction["rows"].as_u64(),
-                Some(generation.events + generation.searches),
+                Some(generation.events + generation.searches + generation.documents + generation.user_records),
                 "compaction compacts every record"
             );
             println!("train: compacted in {:.1} s", compaction["seconds"].as_f64().unwrap_or(f64::NAN));
@@ -942,18 +1055,27 @@ fn main() {
 
     let mut results: Vec<Value> = Vec::new();
     let mut failures = Vec::new();
-    for function in &settings.functions {
-        println!("train: training {function} ...");
-        let result = spawn_phase(function.as_str(), &directory, generation.now, &settings);
+    let phases: Vec<String> = settings
+        .functions
+        .iter()
+        .flat_map(|function| match function {
+            FunctionName::Ctr => settings.ctr_models.iter().map(|model| format!("ctr:{model}")).collect(),
+            other => vec![other.as_str().to_string()],
+        })
+        .collect();
+    for phase in &phases {
+        let function = phase.split(':').next().unwrap_or(phase);
+        println!("train: training {phase} ...");
+        let result = spawn_phase(phase, &directory, generation.now, &settings);
         let seconds = result["seconds"].as_f64().unwrap_or(f64::NAN);
         if let Some(error) = result["error"].as_str() {
-            println!("train: {function} FAILED after {seconds:.2} s: {error}");
-            failures.push(format!("{function}: {error}"));
+            println!("train: {phase} FAILED after {seconds:.2} s: {error}");
+            failures.push(format!("{phase}: {error}"));
         } else {
             println!(
-                "train: {function} trained in {seconds:.2} s, peak RSS {:.0} MiB; {}",
+                "train: {phase} trained in {seconds:.2} s, peak RSS {:.0} MiB; {}",
                 mib(result["hwm_kib"].as_f64().unwrap_or(0.0)),
-                headline_metrics(function.as_str(), &result)
+                headline_metrics(function, &result)
             );
         }
         results.push(result);
@@ -1048,11 +1170,13 @@ fn main() {
     let mut progress_section = String::new();
     for result in &results {
         let function = result["phase"].as_str().unwrap_or("?");
+        // `ctr:fm` is ctr's phase for model fm.
+        let function_name = function.split(':').next().unwrap_or(function);
         let seconds = result["seconds"].as_f64().unwrap_or(f64::NAN);
         let rows = result["file_rows"].as_f64().unwrap_or(0.0);
         let outcome = match result["error"].as_str() {
             Some(error) => format!("FAILED: {error}"),
-            None => headline_metrics(function, result),
+            None => headline_metrics(function_name, result),
         };
         let _ = writeln!(
             training,
@@ -1069,7 +1193,7 @@ fn main() {
         );
         let _ = writeln!(details, "- `{function}` parameters: `{}`", result["parameters"]);
         if result["error"].is_null() {
-            let _ = writeln!(details, "  - data: {}", data_summary(function, result));
+            let _ = writeln!(details, "  - data: {}", data_summary(function_name, result));
             let _ = writeln!(details, "  - metrics: `{}`", result["metrics"]);
             let warnings: Vec<&str> =
                 result["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -1108,7 +1232,7 @@ fn main() {
     let _ = write!(
         report,
         "\n## Building the dataset\n\n{build}\n## Training\n\n{training}\n\
-         rows/s: rows of the trained kind in the snapshot / train seconds (pop reads them twice, hot once over 28 of the 30 days).\n\n\
+         rows/s: rows of the trained kind in the snapshot / train seconds (pop reads them twice, hot once over 28 of the 30 days, ctr once, then learns `epochs` passes over its examples: its metrics give examples/s of the learning alone).\n\n\
          ## Progress as the runner sees it\n\n\
          | function | samples | distinct values | longest flat stretch | last value before the end | peak sampled RSS MiB |\n|---|--:|--:|---|---|--:|\n{progress_section}\n\
          ## Details\n\n{details}"

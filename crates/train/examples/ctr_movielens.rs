@@ -8,6 +8,10 @@
 //! cargo run --release -p trainyard-train --example ctr_movielens -- /tmp/ml model=fm holdout_split=random epochs=5
 //! ```
 //!
+//! With `--vw OUT` it also writes, for each split, the trainer's own examples and split as
+//! Vowpal Wabbit text (`OUT/<split>.train.vw`, `OUT/<split>.holdout.vw`, through
+//! `ctr::export_vw_examples`); `bench/ctr.sh` compares with VW end to end.
+//!
 //! Arguments after the directory are create parameters (`name=value`) set on every run; naming
 //! `model` or `holdout_split` runs only that model or split. The other parameters are the
 //! kit's suggestion (`id_field=item_id, title_field=title, tags_field=genres,
@@ -50,14 +54,48 @@ fn object(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// Latency of `CtrModel::score` for 100 items (the serving case): p50 and p99 over 2000 calls,
+/// each a user and 100 movies drawn by a fixed hash.
+fn scoring_latency(model: &trainyard_train::ctr::CtrModel) -> String {
+    let mut state = 0x5eed_u64;
+    let mut next = move |bound: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % bound
+    };
+    let mut durations = Vec::with_capacity(2000);
+    let mut checksum = 0.0f64;
+    for call in 0..2000 {
+        let user_id = (1 + next(943)).to_string();
+        let item_ids: Vec<String> = (0..100).map(|_| (1 + next(1682)).to_string()).collect();
+        let item_refs: Vec<&str> = item_ids.iter().map(String::as_str).collect();
+        let context = trainyard_train::ctr::Context { biz_id: "movielens".into(), time: 893_286_640 + call };
+        let started = std::time::Instant::now();
+        let scores = model.score(&user_id, &context, &item_refs);
+        durations.push(started.elapsed().as_secs_f64() * 1e6);
+        checksum += f64::from(scores[0]);
+    }
+    durations.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.0} µs, p99 {:.0} µs (checksum {checksum:.3})",
+        durations[durations.len() / 2],
+        durations[durations.len() * 99 / 100]
+    )
+}
+
 fn main() {
     let mut arguments = std::env::args().skip(1);
     let directory = arguments.next().expect("usage: ctr_movielens DIR [name=value ...] [-v]");
     let mut overrides = BTreeMap::new();
     let mut verbose = false;
-    for argument in arguments {
+    let mut vw_directory: Option<std::path::PathBuf> = None;
+    let mut arguments = arguments.peekable();
+    while let Some(argument) = arguments.next() {
         if argument == "-v" {
             verbose = true;
+            continue;
+        }
+        if argument == "--vw" {
+            vw_directory = Some(arguments.next().expect("--vw needs a directory").into());
             continue;
         }
         let (name, value) = argument.split_once('=').expect("parameters are name=value");
@@ -150,6 +188,29 @@ fn main() {
             parameters.insert("holdout_split".into(), split.clone());
             let input =
                 TrainingInput { snapshot: &snapshot, now_seconds: last_time + 1, model_type: "ctr", parameters };
+            if let Some(vw_directory) = &vw_directory
+                && model == &models[0]
+            {
+                std::fs::create_dir_all(vw_directory).expect("the VW directory");
+                let open = |name: String| {
+                    std::io::BufWriter::new(std::fs::File::create(vw_directory.join(name)).expect("a VW file"))
+                };
+                let mut training = open(format!("{split}.train.vw"));
+                let mut holdout = open(format!("{split}.holdout.vw"));
+                let written = trainyard_train::ctr::export_vw_examples(
+                    &input,
+                    &TrainingContext::new(),
+                    &mut training,
+                    &mut holdout,
+                )
+                .expect("the VW export");
+                println!(
+                    "{split:6} VW examples: {} training, {} holdout in {}",
+                    written.0,
+                    written.1,
+                    vw_directory.display()
+                );
+            }
             let started = std::time::Instant::now();
             let trained = match train(FunctionName::Ctr, &input, &TrainingContext::new()) {
                 Ok(trained) => trained,
@@ -169,6 +230,15 @@ fn main() {
                 metrics["holdout_examples"],
                 metrics["examples_per_second"].as_f64().unwrap_or(0.0),
                 started.elapsed().as_secs_f64(),
+            );
+            let loaded = std::time::Instant::now();
+            let served = trainyard_train::ctr::CtrModel::load(&trained.artifact).expect("the artifact loads");
+            let load_seconds = loaded.elapsed().as_secs_f64();
+            println!(
+                "{split:6} {model:7} artifact {} bytes, loaded in {:.1} ms; scoring 100 items: {}",
+                trained.artifact.len(),
+                load_seconds * 1000.0,
+                scoring_latency(&served)
             );
             if verbose {
                 println!("{}", serde_json::to_string_pretty(metrics).unwrap_or_default());

@@ -12,19 +12,20 @@
 //! | 4 | feature version `u32` ([`super::features::FEATURE_VERSION`]): the model is scored only with the features it was trained on |
 //! | 1 | model kind: 0 = `ftrl_lr`, 1 = `fm` |
 //! | 1 | hash bits `b` (1..=31): slots are `0..2^b` |
-//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses |
+//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses, bit 2 = user prior features (`user_history`) |
 //! | 1 | reserved, 0 |
 //! | 4 | factors `k` `u32` (0 for `ftrl_lr`, 1..=1024 for `fm`) |
 //! | 8 | generated at, Unix seconds `i64` |
 //! | 4 | bias `f32` |
-//! | 8 + 8 + 4 | smoothing prior: strength `f64` (> 0), center `f64` (in (0, 1)), band count `u32` (≥ 1) |
+//! | 8 + 8 + 4 | the items' smoothing prior: strength `f64` (> 0), center `f64` (in (0, 1)), band count `u32` (≥ 1) |
 //! | 16 × bands | each band: least exposures `u64` (increasing), mean `f64` (in (0, 1)) |
+//! | 20 + 16 × bands | the users' smoothing prior, the same way |
 //! | 8 | weight rows `u64` |
 //! | rows × (4 + 4 + 4k) | each: slot `u32` (strictly increasing, < 2^b), linear weight `f32`, `k` factors `f32` |
 //! | 8 | items `u64` |
 //! | per item | id `str`; prior counts: clicks `u32`, exposures `u32` (clicks ≤ exposures); features `u32` count and `feature`s; cross keys `u32` count and `u64`s |
 //! | 8 | users `u64` |
-//! | per user | id `str`; user-field features `u32` count and `feature`s (the id feature is not stored: it is the hash of the id); cross keys `u32` count and `u64`s |
+//! | per user | id `str`; prior counts: clicks `u32`, exposures `u32`; user-field features `u32` count and `feature`s (the id feature is not stored: it is the hash of the id); cross keys `u32` count and `u64`s |
 //! | 32 | SHA-256 of every byte before it |
 //!
 //! Items and users are sorted by id, so a run writes the same bytes for the same model. Every
@@ -38,7 +39,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::features::{
-    Context, ContextFeatures, FEATURE_VERSION, Feature, FeatureConfig, FeatureSpace, FieldTag, ItemFeatures,
+    Context, ContextFeatures, FEATURE_VERSION, Feature, FeatureConfig, FeatureSpace, FieldTag, History, ItemFeatures,
     PriorCounts, SmoothingPrior, UserFeatures, example_features, hash_text,
 };
 use super::learners::{ExportedWeights, Scratch, WeightSource, forward, sigmoid};
@@ -100,11 +101,13 @@ pub(crate) struct KnownItem {
     pub counts: PriorCounts,
 }
 
-/// A user with a USER record: the features of its fields (the id feature is made from the id).
+/// A user with a USER record or examples: the features of its fields (the id feature is made
+/// from the id) and its click-through counts.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KnownUser {
     pub features: Vec<Feature>,
     pub field_keys: Vec<u64>,
+    pub counts: PriorCounts,
 }
 
 /// A loaded (or freshly trained) ctr model: what serving calls.
@@ -156,9 +159,15 @@ impl CtrModel {
         self.items.len()
     }
 
-    /// Users with USER-record features in the model.
+    /// Users the model knows (USER record or examples).
     pub fn users_known(&self) -> usize {
         self.users.len()
+    }
+
+    /// The features and counts the model holds for an item (tests).
+    #[cfg(test)]
+    pub(crate) fn known_item(&self, item_id: &str) -> Option<&KnownItem> {
+        self.items.get(item_id)
     }
 
     /// What the model is, for model info pages and logs.
@@ -178,21 +187,23 @@ impl CtrModel {
         })
     }
 
-    /// The features of a user: the id's, plus the stored field features of a known one.
-    pub(crate) fn user_features(&self, user_id: &str) -> UserFeatures {
+    /// The features of a user: the id's, plus the stored field features of a known one; and
+    /// its counts (none for an unknown user).
+    pub(crate) fn user_features(&self, user_id: &str) -> (UserFeatures, PriorCounts) {
         let space = &self.config.space;
         let mut user = UserFeatures::anonymous(space, user_id);
-        if let Some(known) = self.users.get(user_id) {
-            user.features.extend_from_slice(&known.features);
-            user.field_keys.extend_from_slice(&known.field_keys);
-        }
-        user
+        let Some(known) = self.users.get(user_id) else {
+            return (user, PriorCounts::default());
+        };
+        user.features.extend_from_slice(&known.features);
+        user.field_keys.extend_from_slice(&known.field_keys);
+        (user, known.counts)
     }
 
     /// The click probability of each item for `user_id` in `context`, in the order given. An
     /// unknown item has only its id feature and no click history; an unknown user only its id.
     pub fn score(&self, user_id: &str, context: &Context, item_ids: &[&str]) -> Vec<f32> {
-        let user = self.user_features(user_id);
+        let (user, user_counts) = self.user_features(user_id);
         let context_features = ContextFeatures::of(&self.config.space, context);
         let mut features = Vec::with_capacity(64);
         let mut scratch = Scratch::default();
@@ -207,23 +218,25 @@ impl CtrModel {
                         (&unknown, PriorCounts::default())
                     }
                 };
-                example_features(&self.config, &user, item, &context_features, counts, &mut features);
+                let history = History { item: counts, user: user_counts };
+                example_features(&self.config, &user, item, &context_features, history, &mut features);
                 sigmoid(forward(self, &features, &mut scratch))
             })
             .collect()
     }
 
-    /// The probability of one item with the given click history in place of the stored one
-    /// (what the evaluation scored: the counts an example had at its time).
-    pub fn score_with_counts(&self, user_id: &str, context: &Context, item_id: &str, counts: PriorCounts) -> f32 {
-        let user = self.user_features(user_id);
+    /// The probability of one item with the given click histories of the item and the user in
+    /// place of the stored ones (what the evaluation scored: the counts an example had at its
+    /// time).
+    pub fn score_with_history(&self, user_id: &str, context: &Context, item_id: &str, history: History) -> f32 {
+        let (user, _) = self.user_features(user_id);
         let context_features = ContextFeatures::of(&self.config.space, context);
         let item = match self.items.get(item_id) {
             Some(known) => known.features.clone(),
             None => self.unknown_item(item_id),
         };
         let mut features = Vec::with_capacity(64);
-        example_features(&self.config, &user, &item, &context_features, counts, &mut features);
+        example_features(&self.config, &user, &item, &context_features, history, &mut features);
         sigmoid(forward(self, &features, &mut Scratch::default()))
     }
 
@@ -243,19 +256,17 @@ impl CtrModel {
         out.extend_from_slice(&FEATURE_VERSION.to_le_bytes());
         out.push(self.kind.code());
         out.push(self.config.space.bits() as u8);
-        out.push(u8::from(self.config.cross_user) | (u8::from(self.config.cross_user_fields) << 1));
+        out.push(
+            u8::from(self.config.cross_user)
+                | (u8::from(self.config.cross_user_fields) << 1)
+                | (u8::from(self.config.user_history) << 2),
+        );
         out.push(0);
         out.extend_from_slice(&(self.factors as u32).to_le_bytes());
         out.extend_from_slice(&self.generated_at.to_le_bytes());
         out.extend_from_slice(&self.bias.to_le_bytes());
-        let prior = &self.config.prior;
-        out.extend_from_slice(&prior.strength.to_le_bytes());
-        out.extend_from_slice(&prior.center.to_le_bytes());
-        out.extend_from_slice(&(prior.bands.len() as u32).to_le_bytes());
-        for (least, mean) in &prior.bands {
-            out.extend_from_slice(&least.to_le_bytes());
-            out.extend_from_slice(&mean.to_le_bytes());
-        }
+        write_prior(&mut out, &self.config.prior);
+        write_prior(&mut out, &self.config.user_prior);
         let mut slots: Vec<(u32, u32)> = self.weight_index.iter().map(|(slot, row)| (*slot, *row)).collect();
         slots.sort_unstable();
         let row_length = 1 + self.factors;
@@ -284,6 +295,8 @@ impl CtrModel {
         for user_id in user_ids {
             let user = &self.users[user_id];
             write_text(&mut out, user_id);
+            out.extend_from_slice(&user.counts.clicks.to_le_bytes());
+            out.extend_from_slice(&user.counts.exposures.to_le_bytes());
             write_features(&mut out, &user.features);
             write_keys(&mut out, &user.field_keys);
         }
@@ -328,7 +341,7 @@ impl CtrModel {
             return Err(damaged(format!("hash bits {bits} outside 1..=31")));
         }
         let flags = reader.u8("the flags")?;
-        if flags & !0b11 != 0 {
+        if flags & !0b111 != 0 {
             return Err(damaged(format!("unknown flags {flags:#b}")));
         }
         if reader.u8("the reserved byte")? != 0 {
@@ -346,24 +359,8 @@ impl CtrModel {
         }
         let generated_at = reader.i64("the generation time")?;
         let bias = reader.finite_f32("the bias")?;
-        let strength = reader.f64("the prior strength")?;
-        if !(strength.is_finite() && strength > 0.0) {
-            return Err(damaged(format!("prior strength {strength} is not a positive number")));
-        }
-        let center = reader.probability("the prior center")?;
-        let band_count = reader.count32("prior bands", 16)?;
-        if band_count == 0 {
-            return Err(damaged("the prior has no band"));
-        }
-        let mut bands = Vec::with_capacity(band_count);
-        for _ in 0..band_count {
-            let least = reader.u64("a band's least exposures")?;
-            let mean = reader.probability("a band mean")?;
-            if bands.last().is_some_and(|(previous, _)| *previous >= least) {
-                return Err(damaged("the prior bands are not in increasing order"));
-            }
-            bands.push((least, mean));
-        }
+        let prior = reader.prior("the item prior")?;
+        let user_prior = reader.prior("the user prior")?;
         let space = FeatureSpace::new(bits);
         let row_length = 1 + factors;
         let row_count = reader.count64("weight rows", 4 + 4 * row_length)?;
@@ -405,14 +402,15 @@ impl CtrModel {
                 return Err(damaged(format!("item {item_id} is listed twice")));
             }
         }
-        let user_count = reader.count64("users", 4 + 4 + 4)?;
+        let user_count = reader.count64("users", 4 + 8 + 4 + 4)?;
         let mut users = FastMap::default();
         users.reserve(user_count);
         for _ in 0..user_count {
             let user_id = reader.text("a user id")?;
+            let counts = reader.counts("user", &user_id)?;
             let features = reader.features(&space)?;
             let field_keys = reader.keys()?;
-            if users.insert(user_id.clone(), KnownUser { features, field_keys }).is_some() {
+            if users.insert(user_id.clone(), KnownUser { features, field_keys, counts }).is_some() {
                 return Err(damaged(format!("user {user_id} is listed twice")));
             }
         }
@@ -421,9 +419,11 @@ impl CtrModel {
         }
         let config = FeatureConfig {
             space,
-            prior: SmoothingPrior { strength, center, bands },
+            prior,
+            user_prior,
             cross_user: flags & 1 != 0,
             cross_user_fields: flags & 2 != 0,
+            user_history: flags & 4 != 0,
         };
         Ok(CtrModel { kind, config, generated_at, bias, factors, weight_index, rows, items, users })
     }
@@ -455,6 +455,16 @@ impl WeightSource for CtrModel {
             }
             None => out.fill(0.0),
         }
+    }
+}
+
+fn write_prior(out: &mut Vec<u8>, prior: &SmoothingPrior) {
+    out.extend_from_slice(&prior.strength.to_le_bytes());
+    out.extend_from_slice(&prior.center.to_le_bytes());
+    out.extend_from_slice(&(prior.bands.len() as u32).to_le_bytes());
+    for (least, mean) in &prior.bands {
+        out.extend_from_slice(&least.to_le_bytes());
+        out.extend_from_slice(&mean.to_le_bytes());
     }
 }
 
@@ -578,6 +588,39 @@ impl Reader<'_> {
             features.push(Feature { slot, value });
         }
         Ok(features)
+    }
+
+    /// A smoothing prior (see the module documentation).
+    fn prior(&mut self, what: &str) -> Result<SmoothingPrior, ArtifactError> {
+        let strength = self.f64(&format!("{what}'s strength"))?;
+        if !(strength.is_finite() && strength > 0.0) {
+            return Err(damaged(format!("{what}'s strength {strength} is not a positive number")));
+        }
+        let center = self.probability(&format!("{what}'s center"))?;
+        let band_count = self.count32(&format!("{what}'s bands"), 16)?;
+        if band_count == 0 {
+            return Err(damaged(format!("{what} has no band")));
+        }
+        let mut bands: Vec<(u64, f64)> = Vec::with_capacity(band_count);
+        for _ in 0..band_count {
+            let least = self.u64(&format!("{what}'s band least exposures"))?;
+            let mean = self.probability(&format!("{what}'s band mean"))?;
+            if bands.last().is_some_and(|(previous, _)| *previous >= least) {
+                return Err(damaged(format!("{what}'s bands are not in increasing order")));
+            }
+            bands.push((least, mean));
+        }
+        Ok(SmoothingPrior { strength, center, bands })
+    }
+
+    /// Click and exposure counts of an item or a user.
+    fn counts(&mut self, kind: &str, id: &str) -> Result<PriorCounts, ArtifactError> {
+        let clicks = self.u32(&format!("the clicks of {kind} {id}"))?;
+        let exposures = self.u32(&format!("the exposures of {kind} {id}"))?;
+        if clicks > exposures {
+            return Err(damaged(format!("{kind} {id} has {clicks} clicks of {exposures} exposures")));
+        }
+        Ok(PriorCounts { clicks, exposures })
     }
 
     fn keys(&mut self) -> Result<Vec<u64>, ArtifactError> {

@@ -27,11 +27,12 @@
 //!    time: updates of one second are applied after every example of that second has read the
 //!    counts, so an example never sees its own outcome, nor a later one. **Only training
 //!    examples move these counts**: a holdout outcome never reaches any example's prior (with
-//!    a time split the holdout thus reads the counts as they were at the split). A second
+//!    a time split the holdout thus reads the counts as they were at the split). Each user's
+//!    counts (its exposures and clicks over every item) move by the same rules. A second
 //!    tally over every example (`final_counts`) is what the served model ships: serving may
 //!    know everything.
 //! 5. **Examples files**: each example, once its label is final (the next day has been
-//!    joined), is written in time order as a 24-byte record to the training or the holdout
+//!    joined), is written in time order as a 32-byte record to the training or the holdout
 //!    temporary file, which the learners stream through (the training file once per epoch).
 //!    The files are deleted when dropped.
 
@@ -41,7 +42,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 
 use trainyard_data::records::DatasetKind;
 
-use super::features::PriorCounts;
+use super::features::{History, PriorCounts};
 use crate::common::{
     DAY_SECONDS, FastMap, PhaseProgress, TextTable, TimeRange, estimated_rows, for_each_batch, integer_column,
     optional_text, text_column,
@@ -50,8 +51,10 @@ use crate::{TrainError, TrainingContext, TrainingInput};
 
 /// The behavior type of an impression.
 pub(crate) const EXPOSE: &str = "expose";
-/// Bytes of a spilled event and of an example.
+/// Bytes of a spilled event.
 const RECORD_BYTES: usize = 24;
+/// Bytes of an example.
+const EXAMPLE_BYTES: usize = 32;
 /// Bytes a day's spill buffer holds before it is written as a chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// The label flag, in the top bit of the business index.
@@ -104,8 +107,8 @@ pub(crate) struct Example {
     pub item: u32,
     pub biz: u32,
     pub label: bool,
-    /// The item's counts strictly before `time`.
-    pub prior: PriorCounts,
+    /// The item's and the user's counts strictly before `time`.
+    pub history: History,
 }
 
 impl Example {
@@ -114,8 +117,10 @@ impl Example {
         out[4..8].copy_from_slice(&self.user.to_le_bytes());
         out[8..12].copy_from_slice(&self.item.to_le_bytes());
         out[12..16].copy_from_slice(&(self.biz | if self.label { LABEL_BIT } else { 0 }).to_le_bytes());
-        out[16..20].copy_from_slice(&self.prior.clicks.to_le_bytes());
-        out[20..24].copy_from_slice(&self.prior.exposures.to_le_bytes());
+        out[16..20].copy_from_slice(&self.history.item.clicks.to_le_bytes());
+        out[20..24].copy_from_slice(&self.history.item.exposures.to_le_bytes());
+        out[24..28].copy_from_slice(&self.history.user.clicks.to_le_bytes());
+        out[28..32].copy_from_slice(&self.history.user.exposures.to_le_bytes());
     }
 
     fn decode(base: i64, bytes: &[u8]) -> Example {
@@ -127,7 +132,10 @@ impl Example {
             item: word(8),
             biz: biz & !LABEL_BIT,
             label: biz & LABEL_BIT != 0,
-            prior: PriorCounts { clicks: word(16), exposures: word(20) },
+            history: History {
+                item: PriorCounts { clicks: word(16), exposures: word(20) },
+                user: PriorCounts { clicks: word(24), exposures: word(28) },
+            },
         }
     }
 }
@@ -243,11 +251,11 @@ impl ExampleReader {
     /// Examples `first..first + count` into `out` (cleared first).
     pub fn read(&mut self, first: u64, count: usize, out: &mut Vec<Example>) -> Result<(), TrainError> {
         let doing = "reading the temporary file of the examples";
-        self.bytes.resize(count * RECORD_BYTES, 0);
-        self.file.seek(SeekFrom::Start(first * RECORD_BYTES as u64)).map_err(io_error(doing))?;
+        self.bytes.resize(count * EXAMPLE_BYTES, 0);
+        self.file.seek(SeekFrom::Start(first * EXAMPLE_BYTES as u64)).map_err(io_error(doing))?;
         self.file.read_exact(&mut self.bytes).map_err(io_error(doing))?;
         out.clear();
-        out.extend(self.bytes.chunks_exact(RECORD_BYTES).map(|record| Example::decode(self.base, record)));
+        out.extend(self.bytes.chunks_exact(EXAMPLE_BYTES).map(|record| Example::decode(self.base, record)));
         Ok(())
     }
 }
@@ -406,6 +414,9 @@ pub(crate) struct Joined {
     pub training_counts: Vec<PriorCounts>,
     /// Each item's counts over every example (what the served model ships).
     pub final_counts: Vec<PriorCounts>,
+    /// Each user's counts, the same two ways.
+    pub training_user_counts: Vec<PriorCounts>,
+    pub final_user_counts: Vec<PriorCounts>,
     pub report: JoinReport,
 }
 
@@ -426,8 +437,8 @@ enum Moment {
     /// Pending example `index` of the current day reads its item's counts, then counts as an
     /// exposure (and as a click when it is a label without exposure).
     Example { index: usize },
-    /// A click of an impression of `item` (of a holdout example or not).
-    Click { item: u32, holdout: bool },
+    /// A click of an impression of `item` by `user` (of a holdout example or not).
+    Click { item: u32, user: u32, holdout: bool },
 }
 
 struct Joiner {
@@ -435,12 +446,15 @@ struct Joiner {
     split: Split,
     training: ExampleWriter,
     holdout: ExampleWriter,
-    /// Counts over training examples: what every example's prior reads.
+    /// Item counts over training examples: what every example's prior reads.
     counts: Vec<PriorCounts>,
-    /// Counts over every example: the served model's.
+    /// Item counts over every example: the served model's.
     all_counts: Vec<PriorCounts>,
+    /// User counts, the same two ways.
+    user_counts: Vec<PriorCounts>,
+    all_user_counts: Vec<PriorCounts>,
     report: JoinReport,
-    encoded: [u8; RECORD_BYTES],
+    encoded: [u8; EXAMPLE_BYTES],
     /// The previous day's examples and their keys (their labels can still come).
     yesterday: Vec<Pending>,
     yesterday_keys: FastMap<u64, usize>,
@@ -458,10 +472,12 @@ impl Joiner {
 
     /// Counts an exposure (and a click) of `item`: in every tally, and in the training one
     /// unless it is a holdout outcome.
-    fn count(&mut self, item: u32, exposures: u32, clicks: u32, holdout: bool) {
+    fn count(&mut self, item: u32, user: u32, exposures: u32, clicks: u32, holdout: bool) {
         Self::add(&mut self.all_counts, item, exposures, clicks);
+        Self::add(&mut self.all_user_counts, user, exposures, clicks);
         if !holdout {
             Self::add(&mut self.counts, item, exposures, clicks);
+            Self::add(&mut self.user_counts, user, exposures, clicks);
         }
     }
 
@@ -520,7 +536,7 @@ impl Joiner {
                     item: event.item,
                     biz: event.biz,
                     label: false,
-                    prior: PriorCounts::default(),
+                    history: History::default(),
                 },
             });
             self.report.impressions += 1;
@@ -538,7 +554,11 @@ impl Joiner {
                     pending.example.label = true;
                     self.report.labels_joined += 1;
                     // A click counts at its own time, never before its exposure.
-                    let click = Moment::Click { item: pending.example.item, holdout: pending.holdout };
+                    let click = Moment::Click {
+                        item: pending.example.item,
+                        user: pending.example.user,
+                        holdout: pending.holdout,
+                    };
                     moments.push((event.time.max(pending.example.time), click));
                 }
                 None => {
@@ -554,7 +574,7 @@ impl Joiner {
                             item: event.item,
                             biz: event.biz,
                             label: true,
-                            prior: PriorCounts::default(),
+                            history: History::default(),
                         },
                     });
                     self.report.labels_without_exposure += 1;
@@ -569,8 +589,11 @@ impl Joiner {
             let end = start + moments[start..].iter().take_while(|(moment_time, _)| *moment_time == time).count();
             for (_, moment) in &moments[start..end] {
                 if let Moment::Example { index } = moment {
-                    let item = today[*index].example.item;
-                    today[*index].example.prior = *Self::item_counts(&mut self.counts, item);
+                    let (item, user) = (today[*index].example.item, today[*index].example.user);
+                    today[*index].example.history = History {
+                        item: *Self::item_counts(&mut self.counts, item),
+                        user: *Self::item_counts(&mut self.user_counts, user),
+                    };
                 }
             }
             for (_, moment) in &moments[start..end] {
@@ -579,9 +602,10 @@ impl Joiner {
                         // An impression's click is a moment of its own; a label without
                         // exposure is clicked at its own time.
                         let pending = today[index];
-                        self.count(pending.example.item, 1, u32::from(pending.without_exposure), pending.holdout);
+                        let clicks = u32::from(pending.without_exposure);
+                        self.count(pending.example.item, pending.example.user, 1, clicks, pending.holdout);
                     }
-                    Moment::Click { item, holdout } => self.count(item, 0, 1, holdout),
+                    Moment::Click { item, user, holdout } => self.count(item, user, 0, 1, holdout),
                 }
             }
             start = end;
@@ -608,8 +632,10 @@ pub(crate) fn join(
         holdout: ExampleWriter::new()?,
         counts: vec![PriorCounts::default(); spilled.items.len()],
         all_counts: vec![PriorCounts::default(); spilled.items.len()],
+        user_counts: vec![PriorCounts::default(); spilled.users.len()],
+        all_user_counts: vec![PriorCounts::default(); spilled.users.len()],
         report: JoinReport::default(),
-        encoded: [0; RECORD_BYTES],
+        encoded: [0; EXAMPLE_BYTES],
         yesterday: Vec::new(),
         yesterday_keys: FastMap::default(),
         yesterday_day: None,
@@ -623,12 +649,14 @@ pub(crate) fn join(
     }
     joiner.flush_yesterday()?;
     progress.complete();
-    let Joiner { base, training, holdout, counts, all_counts, report, .. } = joiner;
+    let Joiner { base, training, holdout, counts, all_counts, user_counts, all_user_counts, report, .. } = joiner;
     Ok(Joined {
         training: training.finish(base)?,
         holdout: holdout.finish(base)?,
         training_counts: counts,
         final_counts: all_counts,
+        training_user_counts: user_counts,
+        final_user_counts: all_user_counts,
         report,
     })
 }

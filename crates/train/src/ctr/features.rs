@@ -17,7 +17,12 @@
 //! | item | its id; title tokens; description tokens; tags; category values | 1 for the id; `1/√n` for the n values of a multi-valued field |
 //! | context | `biz_id`; hour of day (UTC); weekday (UTC) | 1 |
 //! | crosses | user id × each category value; each user field × each category value (numbers by bucket) | `1/√n` over the crosses of each kind |
-//! | prior | the item's smoothed click-through rate `p` from the examples before: `logit p − logit μ` (μ the prior's center) on one slot; `logit p` in buckets of 0.25; the log2 bucket of the item's exposures so far | real; 1; 1 |
+//! | item prior | the item's smoothed click-through rate `p` from the examples before: `logit p − logit μ` (μ the prior's center) on one slot; `logit p` in buckets of 0.25; the log2 bucket of the item's exposures so far | real; 1; 1 |
+//! | user prior (only with `user_history=true`) | the same three of the user's own click-through rate over the examples before (the user's examples are its exposures), with a prior fitted on the users | real; 1; 1 |
+//!
+//! The user prior is off by default: measured on MovieLens it helps a random split little
+//! (+0.002 AUC) and hurts a time split (−0.01 with 10 % held out), where most held-out users
+//! are new and their empty history looks like a user's first example in training.
 //!
 //! "Category values" are the `category_field` values, or the tags when no category field is
 //! named (MovieLens' genres), at most [`MAX_CROSS_VALUES`]. Crosses stay inside the hash
@@ -31,7 +36,7 @@ use serde_json::Value;
 
 /// The version of the feature definitions (hash, tags, tokenizer, layout) an artifact was made
 /// with: a model is only scored with the features it was trained on.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 3;
 /// Distinct tokens kept per text field.
 pub const MAX_TOKENS_PER_FIELD: usize = 48;
 /// Category values (or tags) crossed with the user, at most.
@@ -68,6 +73,9 @@ pub enum FieldTag {
     PriorLogit = 13,
     PriorBucket = 14,
     PriorVolume = 15,
+    UserPriorLogit = 16,
+    UserPriorBucket = 17,
+    UserPriorVolume = 18,
 }
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -517,15 +525,29 @@ pub struct PriorCounts {
     pub exposures: u32,
 }
 
+/// The click histories an example's prior features are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    /// The item's counts.
+    pub item: PriorCounts,
+    /// The user's counts (its exposures and clicks over every item).
+    pub user: PriorCounts,
+}
+
 /// Everything [`example_features`] needs besides the user, item and context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureConfig {
     pub space: FeatureSpace,
+    /// The prior of the items' click-through rates.
     pub prior: SmoothingPrior,
+    /// The prior of the users' click-through rates.
+    pub user_prior: SmoothingPrior,
     /// Cross the user id with the item's category values.
     pub cross_user: bool,
     /// Cross the user's field values with the item's category values.
     pub cross_user_fields: bool,
+    /// Add the user's own click-through prior (`user_history`).
+    pub user_history: bool,
 }
 
 /// The features of one example, into `out` (cleared first). The same function scores in
@@ -535,7 +557,7 @@ pub fn example_features(
     user: &UserFeatures,
     item: &ItemFeatures,
     context: &ContextFeatures,
-    prior: PriorCounts,
+    history: History,
     out: &mut Vec<Feature>,
 ) {
     out.clear();
@@ -561,14 +583,30 @@ pub fn example_features(
             }
         }
     }
-    let rate = config.prior.rate(prior.clicks, prior.exposures);
-    let item_logit = logit(rate).clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT);
-    let centered = item_logit - logit(config.prior.center.clamp(1e-6, 1.0 - 1e-6));
-    out.push(space.feature(hash_number(FieldTag::PriorLogit, 0), centered as f32));
-    let bucket = (item_logit / PRIOR_BUCKET_WIDTH).floor() as i64;
-    out.push(space.feature(hash_number(FieldTag::PriorBucket, bucket), 1.0));
-    let volume = i64::from(32 - (prior.exposures.saturating_add(1)).leading_zeros());
-    out.push(space.feature(hash_number(FieldTag::PriorVolume, volume), 1.0));
+    let item_tags = [FieldTag::PriorLogit, FieldTag::PriorBucket, FieldTag::PriorVolume];
+    prior_features(space, &config.prior, history.item, item_tags, out);
+    if config.user_history {
+        let user_tags = [FieldTag::UserPriorLogit, FieldTag::UserPriorBucket, FieldTag::UserPriorVolume];
+        prior_features(space, &config.user_prior, history.user, user_tags, out);
+    }
+}
+
+/// The three features of a smoothed rate: its centered logit, its logit bucket, its volume.
+fn prior_features(
+    space: &FeatureSpace,
+    prior: &SmoothingPrior,
+    counts: PriorCounts,
+    [logit_tag, bucket_tag, volume_tag]: [FieldTag; 3],
+    out: &mut Vec<Feature>,
+) {
+    let rate = prior.rate(counts.clicks, counts.exposures);
+    let rate_logit = logit(rate).clamp(-PRIOR_LOGIT_LIMIT, PRIOR_LOGIT_LIMIT);
+    let centered = rate_logit - logit(prior.center.clamp(1e-6, 1.0 - 1e-6));
+    out.push(space.feature(hash_number(logit_tag, 0), centered as f32));
+    let bucket = (rate_logit / PRIOR_BUCKET_WIDTH).floor() as i64;
+    out.push(space.feature(hash_number(bucket_tag, bucket), 1.0));
+    let volume = i64::from(32 - (counts.exposures.saturating_add(1)).leading_zeros());
+    out.push(space.feature(hash_number(volume_tag, volume), 1.0));
 }
 
 #[cfg(test)]
@@ -687,20 +725,23 @@ mod tests {
         let config = FeatureConfig {
             space,
             prior: SmoothingPrior { strength: 10.0, center: 0.25, bands: vec![(1, 0.25)] },
+            user_prior: SmoothingPrior { strength: 5.0, center: 0.5, bands: vec![(1, 0.5)] },
             cross_user: true,
             cross_user_fields: true,
+            user_history: true,
         };
         let mut features = Vec::new();
-        example_features(&config, &user, &item, &context, PriorCounts { clicks: 5, exposures: 10 }, &mut features);
-        // user 2 + item 5 + context 3 + user×tag 2 + gender×tag 2 + prior 3.
-        assert_eq!(features.len(), 17, "{features:?}");
+        let history = History { item: PriorCounts { clicks: 5, exposures: 10 }, user: PriorCounts::default() };
+        example_features(&config, &user, &item, &context, history, &mut features);
+        // user 2 + item 5 + context 3 + user×tag 2 + gender×tag 2 + item prior 3 + user prior 3.
+        assert_eq!(features.len(), 20, "{features:?}");
         assert_eq!(&features[..2], &user.features[..]);
         assert_eq!(&features[2..7], &item.features[..]);
         // The prior: (5 + 2.5) / 20 = 0.375, centered on 0.25.
         let expected = ((0.375f64 / 0.625).ln() - (0.25f64 / 0.75).ln()) as f32;
         assert!((features[14].value - expected).abs() < 1e-6, "{features:?}");
         let mut again = Vec::new();
-        example_features(&config, &user, &item, &context, PriorCounts { clicks: 5, exposures: 10 }, &mut again);
+        example_features(&config, &user, &item, &context, history, &mut again);
         assert_eq!(features, again);
     }
 }

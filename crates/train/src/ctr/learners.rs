@@ -9,8 +9,10 @@
 //!   FTRL gives exact zeros, so the artifact keeps only the slots that matter.
 //! - **Factors (fm)**: `k` = `factors` per slot, the second-order term
 //!   `½ Σ_f ((Σ_i v_if x_i)² − Σ_i v_if² x_i²)` (Rendle's O(kn) form), learned with AdaGrad
-//!   (rate `learning_rate`, accumulators starting at 1 as in libffm, so the first steps are not
-//!   huge) and an L2 penalty `l2 · v` in each gradient. A slot's factors are **initialized when
+//!   (rate `factor_learning_rate`, accumulators starting at 1 as in libffm, so the first steps are not
+//!   huge) and an L2 penalty `factor_l2 · v` in each gradient: the factors have a rate and a
+//!   penalty of their own (`factor_learning_rate`, `factor_l2`), as pairs of rare features
+//!   overfit far sooner than single weights. A slot's factors are **initialized when
 //!   an example first trains on it**, uniform in ±`INIT_SCALE`/√k from a hash of (seed, slot,
 //!   factor): no random number generator state, the same values whichever thread gets there
 //!   first, and a slot that no training example had stays zero — exactly what the artifact
@@ -40,6 +42,9 @@ use super::examples::{Example, ExampleFile};
 use super::features::{Feature, mix64};
 use crate::{TrainError, TrainingContext};
 
+/// The most memory the weight tables may take (address space: untouched pages cost nothing,
+/// but the hashed slots of a large app touch most of them).
+const MAX_TABLE_BYTES: usize = 32 << 30;
 /// Examples a worker takes at a time: cancellation is checked between blocks (a few ms each).
 pub(crate) const BLOCK_EXAMPLES: usize = 4096;
 /// Half-width of the factors' initial uniform distribution, times 1/√k.
@@ -62,14 +67,17 @@ unsafe impl Send for SharedTable {}
 unsafe impl Sync for SharedTable {}
 
 impl SharedTable {
-    pub fn zeroed(len: usize) -> SharedTable {
-        let layout = Layout::from_size_align(len.max(1) * 4, 64).expect("a table layout");
+    /// A table of `len` zero cells, or `None` when the memory cannot be had (the caller fails
+    /// the task with a message instead of the process aborting).
+    pub fn zeroed(len: usize) -> Option<SharedTable> {
+        let bytes = len.max(1).checked_mul(4)?;
+        let layout = Layout::from_size_align(bytes, 64).ok()?;
         // SAFETY: the layout has a non-zero size. An all-zero AtomicU32 is a valid value (0),
         // so zeroed memory is an initialized [AtomicU32; len]. Zeroed allocations of this size
         // come from fresh mappings, so untouched pages cost no memory.
         let pointer = unsafe { alloc_zeroed(layout) } as *mut AtomicU32;
-        let cells = NonNull::new(pointer).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        SharedTable { cells, len, layout }
+        let cells = NonNull::new(pointer)?;
+        Some(SharedTable { cells, len, layout })
     }
 
     #[inline]
@@ -105,6 +113,9 @@ pub struct Hyper {
     pub beta: f32,
     pub l1: f32,
     pub l2: f32,
+    /// AdaGrad rate and L2 penalty of the factors (fm).
+    pub factor_rate: f32,
+    pub factor_l2: f32,
     pub seed: u64,
 }
 
@@ -193,17 +204,40 @@ pub(crate) struct Learner {
 }
 
 impl Learner {
-    pub fn new(hash_bits: u32, hyper: Hyper) -> Learner {
+    pub fn new(hash_bits: u32, hyper: Hyper) -> Result<Learner, TrainError> {
         let slots = 1usize << hash_bits;
         let stride = (2 * hyper.factors).div_ceil(16) * 16;
-        Learner {
+        let cells = slots.saturating_mul(2 + stride);
+        let bytes = cells.saturating_mul(4);
+        if bytes > MAX_TABLE_BYTES {
+            return Err(TrainError::Internal(format!(
+                "hash_bits={hash_bits} with factors={} needs {} GiB of weight tables, more than the {} GiB allowed: \
+                 lower hash_bits or factors",
+                hyper.factors,
+                bytes >> 30,
+                MAX_TABLE_BYTES >> 30
+            )));
+        }
+        let refused = || {
+            TrainError::Internal(format!(
+                "the weight tables of hash_bits={hash_bits} with factors={} ({} MiB) could not be allocated: lower \
+                 hash_bits or factors",
+                hyper.factors,
+                bytes >> 20
+            ))
+        };
+        let factors = match hyper.factors {
+            0 => None,
+            _ => Some(SharedTable::zeroed(stride * slots).ok_or_else(refused)?),
+        };
+        Ok(Learner {
             hyper,
             slots,
-            linear: SharedTable::zeroed(2 * slots),
-            bias: SharedTable::zeroed(2),
-            factors: (hyper.factors > 0).then(|| SharedTable::zeroed(stride * slots)),
+            linear: SharedTable::zeroed(2 * slots).ok_or_else(refused)?,
+            bias: SharedTable::zeroed(2).ok_or_else(refused)?,
+            factors,
             stride,
-        }
+        })
     }
 
     /// The initial value of factor `factor` of `slot`: uniform in ±INIT_SCALE/√k.
@@ -256,8 +290,8 @@ impl Learner {
         }
         if let Some(table) = &self.factors {
             let k = self.hyper.factors;
-            let rate = self.hyper.alpha;
-            let l2 = self.hyper.l2;
+            let rate = self.hyper.factor_rate;
+            let l2 = self.hyper.factor_l2;
             for (index, feature) in features.iter().enumerate() {
                 let row = feature.slot as usize * self.stride;
                 let factors = &scratch.factors[index * k..(index + 1) * k];

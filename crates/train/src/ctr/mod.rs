@@ -6,13 +6,13 @@
 //! 1. **Read** (progress 0–10 %): the behavior events of the last `training_window_days`
 //!    days (default 30) ending at the task start; `expose` events and the label events
 //!    (`label_behavior_types`, default `click`) are spilled by day to a temporary file
-//!    ([`examples`]). Then every document of every table (the item id is the document's
+//!    (`examples.rs`). Then every document of every table (the item id is the document's
 //!    `id_field` value), the `ITEM_INFO` records (by `item_id`; a document of the same item
 //!    wins: it is the richer, curated source) and the `USER` records; the latest version of a
 //!    record wins.
 //! 2. **Join** (10–20 %): exposures and clicks joined by (`rn`, `item_id`) into examples, in
 //!    time order, each carrying its item's click counts strictly before its time; see
-//!    [`examples`] for the attribution horizon (a click the day after its exposure counts),
+//!    `examples.rs` for the attribution horizon (a click the day after its exposure counts),
 //!    clicks without exposure (a positive example of their own), duplicates, and why holdout
 //!    outcomes never reach any example's counts.
 //! 3. **Split**: `holdout_split=time` (default) holds out the examples of the last
@@ -20,25 +20,31 @@
 //!    event; `holdout_split=random` holds out that share of examples chosen by a seeded hash
 //!    of (`rn`, `item_id`) (for comparison with random-split benchmarks; it is optimistic, as
 //!    it lets the model learn from the future).
-//! 4. **Smoothing prior**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
-//!    fit) over each item's training counts. It turns an item's counts into its smoothed
-//!    click-through rate, a feature of every example (see [`features`]). The prior's few
-//!    parameters are fitted on the whole training part: an aggregate of the catalogue, not
-//!    any example's own outcome.
+//! 4. **Smoothing priors**: the empirical-Bayes Beta prior of `pop` (volume bands, moments
+//!    fit) over each item's training counts, and another over each user's. They turn an
+//!    item's (a user's) counts into its smoothed click-through rate, features of every example
+//!    (see `features.rs`). The user's rate is a feature only with `user_history=true` (off by
+//!    default: it hurts a time split, where most held-out users are new; see `features.rs`);
+//!    its counts are kept and shipped either way. The priors' few parameters are fitted on
+//!    the whole training part: an aggregate of the catalogue, not any example's own outcome.
 //! 5. **Learn** (20–95 %, in proportion to the examples processed): `epochs` passes over the
-//!    training examples in time order with `threads` Hogwild workers ([`learners`]); with one
+//!    training examples in time order with `threads` Hogwild workers (`learners.rs`); with one
 //!    thread a run is a pure function of its data and `seed` (same bytes out).
 //! 6. **Evaluate** (95–100 %): every holdout example is scored with the counts it carries;
 //!    `auc` (ties count half) and `logloss`, against the baseline that scores an example by
 //!    its item's smoothed rate over the training counts (`baseline_auc`,
 //!    `baseline_logloss`). A model below its baseline is stored with a warning and does not
 //!    replace the served one unless `serve_below_baseline=true`.
-//! 7. **Artifact** ([`artifact`]): the weights, the features of every item (documents,
-//!    `ITEM_INFO` or behavior) with its counts over **all** examples, the features of every
-//!    user with a `USER` record, and the prior: serving recomputes the example's features
-//!    with the same code ([`features::example_features`]) and the same sum
-//!    ([`learners::forward`]), so a training-time score and a serving-time score of the same
-//!    example agree to the bit.
+//! 7. **Artifact** (`artifact.rs`): the weights, the features of every item (documents,
+//!    `ITEM_INFO` or behavior) with its counts over **all** examples, every user with a
+//!    `USER` record or an example (its field features and counts), and the two priors:
+//!    serving recomputes the example's features with the same code
+//!    (`features::example_features`) and the same sum (`learners::forward`), so a
+//!    training-time score and a serving-time score of the same example agree to the bit.
+//!
+//! Cancellation is checked before every batch of records read, every 1,024 documents or
+//! records, every day joined, every block of 4,096 examples learned or scored (a few
+//! milliseconds each) and around the artifact's building.
 //!
 //! # Choices where the issue is silent
 //! - The model is trained once, on the training part; it is not retrained on the whole
@@ -47,13 +53,18 @@
 //! - Not enough data is an error naming what is missing: no `expose` events, no label
 //!   events, an empty training part or holdout, or a holdout without both outcomes.
 //! - Without documents an item has its id feature and its click history only.
+//! - The baseline scores a holdout example by its item's rate over all training examples
+//!   (with a random split, also those after it); the model's item prior reads only the
+//!   training examples before it, as it did in training.
+//! - Every example counts once whatever its weight in the business: no down-sampling of
+//!   unclicked impressions (MovieLens-sized and 10 M-example apps train in seconds to a minute).
 //!
 //! `export_vw_examples` writes the same examples and split as Vowpal Wabbit text, for the
 //! benchmark against VW.
 
-pub mod artifact;
+pub(crate) mod artifact;
 pub(crate) mod examples;
-pub mod features;
+pub(crate) mod features;
 pub(crate) mod learners;
 
 use std::io::Write;
@@ -62,8 +73,9 @@ use std::time::Instant;
 use serde_json::json;
 use trainyard_data::records::{DatasetKind, IngestRecord};
 
-pub use artifact::{ArtifactError, CtrModel, FORMAT, ModelKind};
-pub use features::{Context, PriorCounts};
+// What serving needs: the model, its errors and the inputs of `score`; the rest stays inside.
+pub use artifact::{ArtifactError, CtrModel, FORMAT, FORMAT_VERSION, MAGIC, ModelKind};
+pub use features::{Context, FEATURE_VERSION, History, PriorCounts};
 
 use self::artifact::{KnownItem, KnownUser};
 use self::examples::{Example, ExampleFile, Joined, Spilled, Split};
@@ -106,12 +118,15 @@ struct Settings {
     learning_rate: f32,
     l1: f32,
     l2: f32,
+    factor_learning_rate: f32,
+    factor_l2: f32,
     factors: usize,
     holdout_percent: u32,
     holdout_split: HoldoutSplit,
     threads: usize,
     seed: u64,
     serve_below_baseline: bool,
+    user_history: bool,
 }
 
 fn list_parameter(input: &TrainingInput<'_>, name: &str, default: &str) -> Vec<String> {
@@ -162,6 +177,8 @@ impl Settings {
             learning_rate: input.parameter("learning_rate").unwrap_or(DEFAULT_LEARNING_RATE),
             l1: input.parameter("l1").unwrap_or(DEFAULT_L1),
             l2: input.parameter("l2").unwrap_or(DEFAULT_L2),
+            factor_learning_rate: input.parameter("factor_learning_rate").unwrap_or(DEFAULT_FACTOR_LEARNING_RATE),
+            factor_l2: input.parameter("factor_l2").unwrap_or(DEFAULT_FACTOR_L2),
             factors: match model {
                 ModelKind::Fm => input.parameter::<usize>("factors").unwrap_or(8).clamp(1, 1024),
                 ModelKind::FtrlLr => 0,
@@ -171,19 +188,31 @@ impl Settings {
             threads: input.parameter::<usize>("threads").unwrap_or(2).clamp(1, 64),
             seed: input.parameter("seed").unwrap_or(42),
             serve_below_baseline: input.parameter("serve_below_baseline").unwrap_or(false),
+            user_history: input.parameter("user_history").unwrap_or(false),
         })
     }
 
     fn hyper(&self) -> Hyper {
-        Hyper { factors: self.factors, alpha: self.learning_rate, beta: 1.0, l1: self.l1, l2: self.l2, seed: self.seed }
+        Hyper {
+            factors: self.factors,
+            alpha: self.learning_rate,
+            beta: 1.0,
+            l1: self.l1,
+            l2: self.l2,
+            factor_rate: self.factor_learning_rate,
+            factor_l2: self.factor_l2,
+            seed: self.seed,
+        }
     }
 }
 
 /// Defaults when a parameter did not reach the trainer (the catalog's are the same).
-const DEFAULT_EPOCHS: u32 = 3;
+const DEFAULT_EPOCHS: u32 = 5;
 const DEFAULT_LEARNING_RATE: f32 = 0.05;
 const DEFAULT_L1: f32 = 0.0001;
 const DEFAULT_L2: f32 = 0.0001;
+const DEFAULT_FACTOR_LEARNING_RATE: f32 = 0.02;
+const DEFAULT_FACTOR_L2: f32 = 0.03;
 
 /// Everything learning and evaluation need, made once (and shared with the VW export).
 struct Prepared {
@@ -220,7 +249,7 @@ impl Prepared {
             let item = &items[behavior_items[example.item as usize] as usize];
             let user = &users[behavior_users[example.user as usize] as usize];
             let context = ContextFeatures::with_biz(&config.space, businesses[example.biz as usize], example.time);
-            example_features(config, user, item, &context, example.prior, out);
+            example_features(config, user, item, &context, example.history, out);
         }
     }
 }
@@ -234,15 +263,17 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Record fields by key, with the sequence of the version kept.
-type LatestRecords = FastMap<String, (u64, serde_json::Map<String, serde_json::Value>)>;
+/// Something made of each record, by key, with the sequence of the version it was made of.
+type LatestRecords<T> = FastMap<String, (u64, T)>;
 
-/// The latest fields of each `ITEM_INFO` or `USER` record, by key.
-fn latest_records(
+/// `build` applied to the latest version of each `ITEM_INFO` or `USER` record, by key. Only
+/// what `build` makes is kept (features, not the records' JSON), so memory stays per key small.
+fn latest_records<T>(
     input: &TrainingInput<'_>,
     context: &TrainingContext,
     kind: DatasetKind,
-) -> Result<LatestRecords, TrainError> {
+    build: impl Fn(&str, &serde_json::Map<String, serde_json::Value>) -> T,
+) -> Result<LatestRecords<T>, TrainError> {
     let mut latest = LatestRecords::default();
     for (index, stored) in input.snapshot.records(kind, None)?.enumerate() {
         if index % RECORDS_PER_CHECK == 0 {
@@ -254,9 +285,10 @@ fn latest_records(
         };
         match latest.get_mut(&record.key) {
             Some(entry) if entry.0 > stored.sequence => {}
-            Some(entry) => *entry = (stored.sequence, record.fields),
+            Some(entry) => *entry = (stored.sequence, build(&record.key, &record.fields)),
             None => {
-                latest.insert(record.key, (stored.sequence, record.fields));
+                let built = build(&record.key, &record.fields);
+                latest.insert(record.key, (stored.sequence, built));
             }
         }
     }
@@ -303,12 +335,15 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
 
     // Items: ITEM_INFO records, then documents (which win), then behavior-only items.
     let space = FeatureSpace::new(settings.hash_bits);
-    let mut item_fields = latest_records(input, context, DatasetKind::ItemInfo)?;
-    let item_info_records = item_fields.len();
+    let build_item = |item_id: &str, fields: &serde_json::Map<String, serde_json::Value>| {
+        ItemFeatures::build(&space, &settings.item_fields, item_id, Some(fields))
+    };
+    let mut known_items = latest_records(input, context, DatasetKind::ItemInfo, build_item)?;
+    let item_info_records = known_items.len();
     context.set_progress(READ_END - 2);
     let mut documents_read = 0u64;
     let mut documents_without_id = 0u64;
-    let mut items_with_documents: FastMap<String, ()> = FastMap::default();
+    let mut items_with_documents = 0u64;
     for (index, document) in input.snapshot.documents(None)?.enumerate() {
         if index % RECORDS_PER_CHECK == 0 {
             context.check_cancelled()?;
@@ -319,19 +354,22 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
             documents_without_id += 1;
             continue;
         };
-        items_with_documents.insert(item_id.clone(), ());
-        item_fields.insert(item_id, (u64::MAX, document.fields));
+        let features = build_item(&item_id, &document.fields);
+        // A document wins over an ITEM_INFO record (and, among documents, the last table read).
+        if known_items.insert(item_id, (u64::MAX, features)).is_none_or(|(sequence, _)| sequence != u64::MAX) {
+            items_with_documents += 1;
+        }
     }
-    let mut item_ids: Vec<String> = item_fields.keys().cloned().collect();
+    let mut item_ids: Vec<String> = known_items.keys().cloned().collect();
     item_ids.sort_unstable();
     let mut item_index: FastMap<String, u32> = FastMap::default();
     let mut item_features = Vec::with_capacity(item_ids.len());
     for (index, item_id) in item_ids.iter().enumerate() {
-        let fields = item_fields.get(item_id).map(|(_, fields)| fields);
-        item_features.push(ItemFeatures::build(&space, &settings.item_fields, item_id, fields));
+        let features = known_items.remove(item_id).map(|(_, features)| features).unwrap_or_default();
+        item_features.push(features);
         item_index.insert(item_id.clone(), index as u32);
     }
-    drop(item_fields);
+    drop(known_items);
     let mut behavior_items = Vec::with_capacity(spilled.items.len());
     let mut behavior_items_with_features = 0u64;
     for interned in 0..spilled.items.len() as u32 {
@@ -353,14 +391,17 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
 
     // Users: every USER record, then behavior-only users.
     context.set_progress(READ_END - 1);
-    let user_records = latest_records(input, context, DatasetKind::Users)?;
+    let build_user = |user_id: &str, fields: &serde_json::Map<String, serde_json::Value>| {
+        UserFeatures::build(&space, &settings.user_fields, user_id, Some(fields))
+    };
+    let mut user_records = latest_records(input, context, DatasetKind::Users, build_user)?;
     let mut user_ids: Vec<String> = user_records.keys().cloned().collect();
     user_ids.sort_unstable();
     let mut user_index: FastMap<String, u32> = FastMap::default();
     let mut user_features = Vec::with_capacity(user_ids.len());
     for (index, user_id) in user_ids.iter().enumerate() {
-        let fields = user_records.get(user_id).map(|(_, fields)| fields);
-        user_features.push(UserFeatures::build(&space, &settings.user_fields, user_id, fields));
+        let features = user_records.remove(user_id).map(|(_, features)| features).unwrap_or_default();
+        user_features.push(features);
         user_index.insert(user_id.clone(), index as u32);
     }
     drop(user_records);
@@ -437,7 +478,15 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
     }
 
     let prior = smoothing_prior(&joined.training_counts);
-    let config = FeatureConfig { space, prior, cross_user: true, cross_user_fields: true };
+    let user_prior = smoothing_prior(&joined.training_user_counts);
+    let config = FeatureConfig {
+        space,
+        prior,
+        user_prior,
+        cross_user: true,
+        cross_user_fields: true,
+        user_history: settings.user_history,
+    };
     let survey = &spilled.survey;
     let report = json!({
         "window": window.to_json(),
@@ -461,7 +510,7 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
         "documents_read": documents_read,
         "documents_without_id_field": documents_without_id,
         "item_info_records": item_info_records,
-        "items_with_documents": items_with_documents.len(),
+        "items_with_documents": items_with_documents,
         "behavior_items": spilled.items.len(),
         "behavior_items_with_fields": behavior_items_with_features,
         "users_with_records": user_has_record.iter().filter(|has| **has).count(),
@@ -555,7 +604,7 @@ pub(crate) struct ScoredExample {
     pub user_id: String,
     pub item_id: String,
     pub context: Context,
-    pub counts: PriorCounts,
+    pub history: History,
     pub probability: f32,
 }
 
@@ -570,13 +619,17 @@ pub(crate) fn train_traced(
     context: &TrainingContext,
     traced: usize,
 ) -> Result<(TrainedModel, Vec<ScoredExample>), TrainError> {
-    let prepared = prepare(input, context)?;
-    let settings = &prepared.settings;
+    let mut prepared = prepare(input, context)?;
+    // What the metrics need once the prepared data has become the served model.
+    let settings = prepared.settings.clone();
+    let prior = prepared.config.prior.clone();
+    let join_report = prepared.joined.report.clone();
+    let data_report = std::mem::take(&mut prepared.report);
     let joined = &prepared.joined;
     let features_of = prepared.features_of();
 
     // Learn.
-    let learner = Learner::new(settings.hash_bits, settings.hyper());
+    let learner = Learner::new(settings.hash_bits, settings.hyper())?;
     let training_count = joined.training.count();
     let total = training_count * u64::from(settings.epochs);
     let learn_started = Instant::now();
@@ -616,7 +669,6 @@ pub(crate) fn train_traced(
         context,
         &mut |_| {},
     )?;
-    let prior = &prepared.config.prior;
     let mut baseline = Vec::with_capacity(predictions.len());
     let mut trace = Vec::new();
     let mut position = 0usize;
@@ -633,7 +685,7 @@ pub(crate) fn train_traced(
                     biz_id: prepared.spilled.businesses.text(example.biz).to_string(),
                     time: example.time,
                 },
-                counts: example.prior,
+                history: example.history,
                 probability: *probability,
             });
         }
@@ -649,8 +701,16 @@ pub(crate) fn train_traced(
     };
 
     // The artifact.
-    let model = served_model(&prepared, learner.export(), input.now_seconds);
+    context.check_cancelled()?;
+    drop(features_of);
+    let weights = learner.export();
+    // The dense tables (288 MiB for fm at 22 bits) are not needed once exported.
+    drop(learner);
+    let model = served_model(prepared, weights, input.now_seconds);
+    context.check_cancelled()?;
     let artifact = model.to_bytes();
+    let weight_rows = model.describe()["weights"].clone();
+    drop(model);
 
     let mut warnings = Vec::new();
     let below_baseline = auc < baseline_auc;
@@ -673,9 +733,9 @@ pub(crate) fn train_traced(
         "baseline_auc": baseline_auc,
         "baseline_logloss": baseline_logloss,
         "training_examples": training_count,
-        "training_positives": joined.report.training_positives,
+        "training_positives": join_report.training_positives,
         "holdout_examples": holdout_count,
-        "holdout_positives": joined.report.positives - joined.report.training_positives,
+        "holdout_positives": join_report.positives - join_report.training_positives,
         "holdout_split": match settings.holdout_split { HoldoutSplit::Time => "time", HoldoutSplit::Random => "random" },
         "epochs": settings.epochs,
         "epoch_seconds": epoch_seconds,
@@ -687,7 +747,10 @@ pub(crate) fn train_traced(
         "learning_rate": settings.learning_rate,
         "l1": settings.l1,
         "l2": settings.l2,
-        "weights": model.describe()["weights"],
+        "factor_learning_rate": settings.factor_learning_rate,
+        "factor_l2": settings.factor_l2,
+        "user_history": settings.user_history,
+        "weights": weight_rows,
         "artifact_bytes": artifact.len(),
         "prior": {"strength": prior.strength, "center": prior.center, "bands": prior.bands.len()},
     });
@@ -695,7 +758,7 @@ pub(crate) fn train_traced(
     let trained = TrainedModel {
         artifact,
         metrics,
-        data_report: prepared.report.clone(),
+        data_report,
         warnings,
         replace_served: !below_baseline || settings.serve_below_baseline,
     };
@@ -703,32 +766,53 @@ pub(crate) fn train_traced(
 }
 
 /// The model to serve: the weights, every item with its counts over all examples, and every
-/// user with a USER record.
-fn served_model(prepared: &Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
-    let mut counts = vec![PriorCounts::default(); prepared.item_features.len()];
-    for (interned, index) in prepared.behavior_items.iter().enumerate() {
-        if let Some(final_counts) = prepared.joined.final_counts.get(interned) {
-            counts[*index as usize] = *final_counts;
+/// user with a USER record or an example, with its counts.
+fn served_model(prepared: Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
+    let Prepared {
+        settings,
+        config,
+        joined,
+        item_ids,
+        item_features,
+        behavior_items,
+        user_ids,
+        user_features,
+        user_has_record,
+        behavior_users,
+        ..
+    } = prepared;
+    let mut item_counts = vec![PriorCounts::default(); item_features.len()];
+    for (interned, index) in behavior_items.iter().enumerate() {
+        if let Some(final_counts) = joined.final_counts.get(interned) {
+            item_counts[*index as usize] = *final_counts;
         }
     }
     let mut items = FastMap::default();
-    items.reserve(prepared.item_ids.len());
-    for ((item_id, features), counts) in prepared.item_ids.iter().zip(&prepared.item_features).zip(counts) {
-        items.insert(item_id.clone(), KnownItem { features: features.clone(), counts });
+    items.reserve(item_ids.len());
+    for ((item_id, features), counts) in item_ids.into_iter().zip(item_features).zip(item_counts) {
+        items.insert(item_id, KnownItem { features, counts });
     }
-    let mut users = FastMap::default();
-    for ((user_id, features), has_record) in
-        prepared.user_ids.iter().zip(&prepared.user_features).zip(&prepared.user_has_record)
-    {
-        if *has_record && features.features.len() > 1 {
-            // The id feature comes first and is made again from the id when scoring.
-            users.insert(
-                user_id.clone(),
-                KnownUser { features: features.features[1..].to_vec(), field_keys: features.field_keys.clone() },
-            );
+    let mut user_counts = vec![PriorCounts::default(); user_features.len()];
+    for (interned, index) in behavior_users.iter().enumerate() {
+        if let Some(final_counts) = joined.final_user_counts.get(interned) {
+            user_counts[*index as usize] = *final_counts;
         }
     }
-    CtrModel::new(prepared.settings.model, prepared.config.clone(), now_seconds, weights, items, users)
+    let mut users = FastMap::default();
+    for (((user_id, features), has_record), counts) in
+        user_ids.into_iter().zip(user_features).zip(user_has_record).zip(user_counts)
+    {
+        if !has_record && counts.exposures == 0 {
+            continue;
+        }
+        // The id feature comes first and is made again from the id when scoring.
+        let UserFeatures { features: mut field_features, field_keys, .. } = features;
+        if !field_features.is_empty() {
+            field_features.remove(0);
+        }
+        users.insert(user_id, KnownUser { features: field_features, field_keys, counts });
+    }
+    CtrModel::new(settings.model, config, now_seconds, weights, items, users)
 }
 
 /// Writes the examples the trainer would train on (`train_out`, in training order) and

@@ -9,7 +9,7 @@ use trainyard_data::records::{
 };
 
 use super::artifact::{ArtifactError, CtrModel};
-use super::features::{Context, PriorCounts};
+use super::features::{Context, History, PriorCounts};
 use super::{export_vw_examples, train, train_traced};
 use crate::common::DAY_SECONDS;
 use crate::test_support::{Fixture, NOW, Random, context, event_in, input};
@@ -96,6 +96,39 @@ fn planted_app(impressions: usize, seed: u64) -> Fixture {
     fixture
 }
 
+#[test]
+fn documents_win_over_item_info_records_and_every_known_item_is_served() {
+    let fixture = planted_app(2_000, 12);
+    let item_info = |key: &str, title: &str| {
+        IngestRecord::ItemInfo(CollectionRecord {
+            key: key.to_string(),
+            fields: json!({"item_id": key, "title": title}).as_object().cloned().unwrap_or_default(),
+        })
+    };
+    // i1 has a document ("item number 1") and an ITEM_INFO record; "catalog-only" only the
+    // record, and no behavior.
+    fixture.append_records(DatasetKind::ItemInfo, &[item_info("i1", "alpha"), item_info("catalog-only", "beta")]);
+    let trained = trained(&fixture, &with(&[("model", "ftrl_lr")]));
+    assert_eq!(trained.data_report["item_info_records"], 2);
+    assert_eq!(trained.data_report["items_with_documents"], 100);
+    let model = CtrModel::load(&trained.artifact).unwrap();
+    assert_eq!(model.items_known(), 101, "100 documents and one ITEM_INFO-only item");
+    let space = super::features::FeatureSpace::new(16);
+    let names = super::features::ItemFieldNames {
+        title: Some("title".into()),
+        category: Some("category".into()),
+        ..Default::default()
+    };
+    let document = json!({"id": "i1", "title": "item number 1", "category": "c1"});
+    let from_document = super::features::ItemFeatures::build(&space, &names, "i1", document.as_object());
+    assert_eq!(model.known_item("i1").unwrap().features, from_document);
+    let record = json!({"item_id": "catalog-only", "title": "beta"});
+    let from_record = super::features::ItemFeatures::build(&space, &names, "catalog-only", record.as_object());
+    let catalog_only = model.known_item("catalog-only").unwrap();
+    assert_eq!(catalog_only.features, from_record);
+    assert_eq!(catalog_only.counts, PriorCounts::default());
+}
+
 fn trained(fixture: &Fixture, parameters: &[(&str, &str)]) -> TrainedModel {
     let snapshot = fixture.snapshot();
     train(&input(&snapshot, "ctr", parameters), &context()).unwrap_or_else(|error| panic!("training failed: {error}"))
@@ -129,20 +162,25 @@ fn both_models_learn_a_planted_user_by_category_effect() {
         assert_eq!(model.items_known(), 100);
         assert_eq!(model.users_known(), 200);
     }
+    // Two Hogwild threads learn as well (not deterministically: the order of updates varies).
+    let hogwild = trained(&fixture, &with(&[("model", "fm"), ("learning_rate", "0.1"), ("threads", "2")]));
+    assert!(metric(&hogwild, "auc") > 0.75, "{}", hogwild.metrics);
+    assert_eq!(hogwild.metrics["threads"], 2);
 }
 
 #[test]
 fn evaluation_and_serving_give_the_same_probability_to_the_bit() {
     let fixture = planted_app(4_000, 11);
     let snapshot = fixture.snapshot();
-    for model in ["fm", "ftrl_lr"] {
-        let parameters = with(&[("model", model)]);
+    for (model, user_history) in [("fm", "false"), ("ftrl_lr", "false"), ("fm", "true")] {
+        let parameters = with(&[("model", model), ("user_history", user_history)]);
         let (trained, scored) = train_traced(&input(&snapshot, "ctr", &parameters), &context(), 200).unwrap();
+        assert_eq!(trained.metrics["user_history"], user_history == "true");
         assert_eq!(scored.len(), 200);
         let served = CtrModel::load(&trained.artifact).unwrap();
         for example in &scored {
             let probability =
-                served.score_with_counts(&example.user_id, &example.context, &example.item_id, example.counts);
+                served.score_with_history(&example.user_id, &example.context, &example.item_id, example.history);
             assert_eq!(
                 probability.to_bits(),
                 example.probability.to_bits(),
@@ -155,8 +193,8 @@ fn evaluation_and_serving_give_the_same_probability_to_the_bit() {
         let scores = served.score(&example.user_id, &example.context, &item_ids);
         assert_eq!(scores.len(), 2);
         assert!(scores.iter().all(|score| score.is_finite() && *score > 0.0 && *score < 1.0), "{scores:?}");
-        let unknown =
-            served.score_with_counts(&example.user_id, &example.context, "never-seen", PriorCounts::default());
+        let stored_user = History { user: example_user_counts(&served, &example.user_id), ..History::default() };
+        let unknown = served.score_with_history(&example.user_id, &example.context, "never-seen", stored_user);
         assert_eq!(scores[1].to_bits(), unknown.to_bits());
         // An unknown user scores too.
         assert_eq!(served.score("nobody", &example.context, &item_ids).len(), 2);
@@ -198,7 +236,7 @@ fn the_prior_never_sees_the_examples_own_outcome() {
     let parameters = with(&[("model", "ftrl_lr")]);
     let (trained, scored) = train_traced(&input(&snapshot, "ctr", &parameters), &context(), 1_000)
         .unwrap_or_else(|error| panic!("{error}"));
-    assert!(scored.iter().all(|example| example.counts == PriorCounts::default()), "a prior saw an outcome");
+    assert!(scored.iter().all(|example| example.history.item == PriorCounts::default()), "a prior saw an outcome");
     let auc = metric(&trained, "auc");
     assert!(auc < 0.6, "nothing but the outcome predicts the label, yet auc is {auc}");
     let baseline = metric(&trained, "baseline_auc");
@@ -229,7 +267,8 @@ fn holdout_examples_read_the_training_counts_only() {
     // The holdout reads the counts of the training part only: the same for every holdout
     // example, whatever happened in the holdout before it.
     for example in &scored {
-        assert_eq!(example.counts, PriorCounts { clicks: training_positives as u32, exposures: training as u32 });
+        let training_counts = PriorCounts { clicks: training_positives as u32, exposures: training as u32 };
+        assert_eq!(example.history.item, training_counts);
     }
 }
 
@@ -318,6 +357,20 @@ fn missing_data_fails_naming_what_is_missing() {
 }
 
 #[test]
+fn weight_tables_too_large_for_memory_fail_the_task_instead_of_the_process() {
+    let fixture = planted_app(500, 13);
+    let snapshot = fixture.snapshot();
+    let parameters = with(&[("model", "fm"), ("hash_bits", "28"), ("factors", "128")]);
+    match train(&input(&snapshot, "ctr", &parameters), &context()) {
+        Err(TrainError::Internal(message)) => {
+            assert!(message.contains("hash_bits=28 with factors=128 needs 258 GiB"), "{message}");
+            assert!(message.contains("lower hash_bits or factors"), "{message}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|model| model.metrics)),
+    }
+}
+
+#[test]
 fn a_model_below_its_baseline_warns_and_is_not_served_unless_asked() {
     let fixture = planted_app(3_000, 21);
     // An L1 penalty no weight survives: every example scores 0.5, an AUC of exactly 0.5.
@@ -368,6 +421,11 @@ fn the_vw_export_writes_the_trainers_examples_and_split() {
     let share = metric(&random_model, "holdout_examples")
         / (metric(&random_model, "holdout_examples") + metric(&random_model, "training_examples"));
     assert!((share - 0.2).abs() < 0.03, "{share}");
+}
+
+/// The counts the served model holds for a user.
+fn example_user_counts(model: &CtrModel, user_id: &str) -> PriorCounts {
+    model.user_features(user_id).1
 }
 
 fn trained_on_snapshot(snapshot: &trainyard_data::Snapshot, parameters: &[(&str, &str)]) -> TrainedModel {
@@ -427,8 +485,10 @@ fn a_damaged_artifact_is_rejected_with_a_clear_error() {
     format[8] = 2;
     assert!(matches!(CtrModel::load(&format), Err(ArtifactError::Unsupported(_))));
     // The first weight row's slot (after the header, the prior and the row count) beyond 2^12.
-    let bands = u32::from_le_bytes(artifact[52..56].try_into().unwrap()) as usize;
-    let first_slot = 56 + 16 * bands + 8;
+    let item_bands = u32::from_le_bytes(artifact[52..56].try_into().unwrap()) as usize;
+    let user_prior = 56 + 16 * item_bands;
+    let user_bands = u32::from_le_bytes(artifact[user_prior + 16..user_prior + 20].try_into().unwrap()) as usize;
+    let first_slot = user_prior + 20 + 16 * user_bands + 8;
     let mut slot = artifact.clone();
     slot[first_slot..first_slot + 4].copy_from_slice(&(1u32 << 12).to_le_bytes());
     assert!(error(&resealed(slot)).contains("outside the 2^12 slots"), "slot check");
