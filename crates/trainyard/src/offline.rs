@@ -128,7 +128,7 @@ pub async fn run(arguments: TrainOfflineArgs) -> anyhow::Result<()> {
         std::fs::write(path, &trained.artifact).with_context(|| format!("writing {}", path.display()))?;
     }
     let scoring = match arguments.score_bench {
-        Some(requests) if function == FunctionName::Ctr => Some(score_bench(&trained.artifact, requests)?),
+        Some(requests) if function == FunctionName::Ctr => Some(score_bench(&trained.artifact, requests, now_seconds)?),
         Some(_) => bail!("--score-bench: only ctr scores items (got --function {function})"),
         None => None,
     };
@@ -163,12 +163,13 @@ async fn export_vw(
     let train_path = directory.join("train.vw");
     let holdout_path = directory.join("holdout.vw");
     let started = Instant::now();
-    let (train_paths, written_parameters) = ((train_path.clone(), holdout_path.clone()), parameters.clone());
+    let (train_file, holdout_file) = (std::fs::File::create(&train_path)?, std::fs::File::create(&holdout_path)?);
+    let export_parameters = parameters.clone();
     let (training_examples, holdout_examples) = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
         let snapshot = datasets.snapshot(app_group_id)?;
-        let input = TrainingInput { snapshot: &snapshot, now_seconds, model_type, parameters: written_parameters };
-        let mut train_out = std::io::BufWriter::new(std::fs::File::create(&train_paths.0)?);
-        let mut holdout_out = std::io::BufWriter::new(std::fs::File::create(&train_paths.1)?);
+        let input = TrainingInput { snapshot: &snapshot, now_seconds, model_type, parameters: export_parameters };
+        let mut train_out = std::io::BufWriter::new(train_file);
+        let mut holdout_out = std::io::BufWriter::new(holdout_file);
         let counts = trainyard_train::ctr::export_vw_examples(
             &input,
             &TrainingContext::new(),
@@ -195,8 +196,9 @@ async fn export_vw(
 }
 
 /// Times `requests` scoring calls of [`SCORE_BENCH_ITEMS`] items on the artifact as loaded by
-/// serving: known items and users drawn by a fixed-seed generator, the context's hour varying.
-fn score_bench(artifact: &[u8], requests: usize) -> anyhow::Result<serde_json::Value> {
+/// serving: known items and users drawn by a fixed-seed generator, the context's time stepping
+/// through the hours and weekdays after `now_seconds`.
+fn score_bench(artifact: &[u8], requests: usize, now_seconds: i64) -> anyhow::Result<serde_json::Value> {
     if requests == 0 {
         bail!("--score-bench: give at least 1 request");
     }
@@ -225,7 +227,7 @@ fn score_bench(artifact: &[u8], requests: usize) -> anyhow::Result<serde_json::V
         asked.clear();
         asked.extend((0..SCORE_BENCH_ITEMS).map(|_| item_ids[(next() % item_ids.len() as u64) as usize]));
         let user = if user_ids.is_empty() { "bench-user" } else { user_ids[(next() % user_ids.len() as u64) as usize] };
-        let context = trainyard_train::ctr::Context { biz_id: String::new(), time: 893_300_000 + request as i64 * 977 };
+        let context = trainyard_train::ctr::Context { biz_id: String::new(), time: now_seconds + request as i64 * 977 };
         let started = Instant::now();
         let scores = model.score(user, &context, &asked);
         latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -1,28 +1,11 @@
 //! `trainyard import`, `stats` and `compact` against a running server.
 
-use std::process::Command;
-
-use crate::support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, TestServer};
+use crate::support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, TestServer, run_trainyard};
 
 fn trainyard(server: &TestServer, arguments: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_trainyard"))
-        .args(arguments)
-        .args([
-            "--endpoint",
-            &server.address,
-            "--access-key-id",
-            ACCESS_KEY_ID,
-            "--access-key-secret",
-            ACCESS_KEY_SECRET,
-        ])
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let client_flags =
+        ["--endpoint", &server.address, "--access-key-id", ACCESS_KEY_ID, "--access-key-secret", ACCESS_KEY_SECRET];
+    run_trainyard(arguments.iter().chain(client_flags.iter()))
 }
 
 #[tokio::test]

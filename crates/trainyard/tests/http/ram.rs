@@ -433,20 +433,15 @@ async fn each_access_key_is_rate_limited_on_its_own() {
 
 /// Runs `trainyard GROUP <client flags> ARGS...` as the root; (success, stdout, stderr).
 fn cli(server: &TestServer, group: &str, arguments: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainyard"))
-        .arg(group)
-        .args(["--endpoint", &server.address])
-        .args(["--access-key-id", crate::support::ACCESS_KEY_ID])
-        .args(["--access-key-secret", crate::support::ACCESS_KEY_SECRET])
-        .args(arguments)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    let client_flags = [
+        "--endpoint",
+        &server.address,
+        "--access-key-id",
+        crate::support::ACCESS_KEY_ID,
+        "--access-key-secret",
+        crate::support::ACCESS_KEY_SECRET,
+    ];
+    crate::support::run_trainyard(std::iter::once(&group).chain(client_flags.iter()).chain(arguments.iter()))
 }
 
 #[tokio::test]

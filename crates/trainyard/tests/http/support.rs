@@ -609,3 +609,22 @@ mod hmac_free_sha256 {
         );
     }
 }
+
+/// Runs the `trainyard` binary with `arguments` (no backtraces in its errors); (whether it
+/// succeeded, stdout, stderr).
+pub fn run_trainyard<I, S>(arguments: I) -> (bool, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args(arguments)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the trainyard binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

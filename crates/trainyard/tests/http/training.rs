@@ -466,14 +466,9 @@ fn cinema_behavior() -> Vec<Value> {
     records
 }
 
-async fn query_ctr(client: &Client, app: &str, body: Value) -> Answer {
-    client.call("QueryCtr", "POST", &format!("/v3/openapi/apps/{app}/actions/ctr"), &[], Some(&body)).await
-}
-
-#[tokio::test]
-async fn ctr_is_trained_from_exposures_clicks_and_documents_and_scores_items() {
-    let server = TestServer::training(&[]);
-    let client = server.client();
+/// The app group "cinema": ten films (five action, five drama) in the documents table "movies"
+/// and the behavior of [`cinema_behavior`].
+async fn cinema_app(client: &Client) {
     client.create_app_group("cinema").await.expect_ok();
     client
         .call(
@@ -501,7 +496,18 @@ async fn ctr_is_trained_from_exposures_clicks_and_documents_and_scores_items() {
         )
         .await;
     assert_eq!(pushed.status, 200, "{}", pushed.body);
-    push_behavior(&client, "cinema", cinema_behavior()).await;
+    push_behavior(client, "cinema", cinema_behavior()).await;
+}
+
+async fn query_ctr(client: &Client, app: &str, body: Value) -> Answer {
+    client.call("QueryCtr", "POST", &format!("/v3/openapi/apps/{app}/actions/ctr"), &[], Some(&body)).await
+}
+
+#[tokio::test]
+async fn ctr_is_trained_from_exposures_clicks_and_documents_and_scores_items() {
+    let server = TestServer::training(&[]);
+    let client = server.client();
+    cinema_app(&client).await;
 
     // Not trained yet: a clear error, not a score.
     let untrained = query_ctr(&client, "cinema", json!({"item_ids": ["m1"]})).await;
@@ -576,4 +582,74 @@ async fn ctr_is_trained_from_exposures_clicks_and_documents_and_scores_items() {
         let message = refused.body["errors"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(expected), "{body}: {message}");
     }
+}
+
+/// `trainyard train-offline` on a data dir; (succeeded, stdout, stderr).
+fn train_offline(data_dir: &std::path::Path, arguments: &[&str]) -> (bool, String, String) {
+    let data_dir_text = data_dir.to_str().expect("a UTF-8 temp path");
+    crate::support::run_trainyard(["train-offline", "--data-dir", data_dir_text].iter().chain(arguments.iter()))
+}
+
+#[tokio::test]
+async fn train_offline_trains_exports_and_times_scoring_on_a_stopped_servers_data_dir() {
+    let mut server = TestServer::start();
+    cinema_app(&server.client()).await;
+    server.terminate();
+    let (data_dir, _cleanup) = server.take_data_dir();
+    let ctr = [
+        "--app",
+        "cinema",
+        "--function",
+        "ctr",
+        "--param",
+        "id_field=item_id",
+        "--param",
+        "category_field=genre",
+        "--param",
+        "holdout_percent=20",
+        "--param",
+        "threads=1",
+    ];
+
+    let artifact = data_dir.join("offline.tyctr");
+    let artifact_text = artifact.to_str().unwrap();
+    let (succeeded, stdout, stderr) =
+        train_offline(&data_dir, &[&ctr[..], &["--score-bench", "50", "--artifact-out", artifact_text]].concat());
+    assert!(succeeded, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert!(report["metrics"]["auc"].as_f64().unwrap() > 0.75, "{report}");
+    assert_eq!(report["parameters"]["category_field"], "genre");
+    assert_eq!(report["parameters"]["model"], "fm", "catalog defaults fill the rest");
+    assert_eq!(report["scoring"]["requests"], 50);
+    assert!(report["scoring"]["p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["peak_resident_bytes"].as_u64().unwrap() > 0);
+    let written = std::fs::read(&artifact).unwrap();
+    assert_eq!(written.len() as u64, report["artifact_bytes"].as_u64().unwrap());
+    assert_eq!(&written[..8], b"TYCTRMDL");
+
+    let export_dir = data_dir.join("vw");
+    let (exported, stdout, stderr) =
+        train_offline(&data_dir, &[&ctr[..], &["--export-vw", export_dir.to_str().unwrap()]].concat());
+    assert!(exported, "{stderr}");
+    let export: Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let training = std::fs::read_to_string(export_dir.join("train.vw")).unwrap();
+    let holdout = std::fs::read_to_string(export_dir.join("holdout.vw")).unwrap();
+    assert_eq!(training.lines().count() as u64, export["export"]["training_examples"].as_u64().unwrap());
+    assert_eq!(holdout.lines().count() as u64, export["export"]["holdout_examples"].as_u64().unwrap());
+    assert_eq!(
+        training.lines().count() as u64,
+        report["metrics"]["training_examples"].as_u64().unwrap(),
+        "the export holds the examples the trainer trains on"
+    );
+    assert!(
+        training.lines().chain(holdout.lines()).all(|line| line.starts_with("1 |f ") || line.starts_with("-1 |f "))
+    );
+
+    // Bad input names the flag and the rule.
+    let (refused, _, stderr) = train_offline(&data_dir, &["--app", "cinema", "--function", "pop", "--export-vw", "x"]);
+    assert!(!refused && stderr.contains("--export-vw: only ctr"), "{stderr}");
+    let (refused, _, stderr) = train_offline(&data_dir, &[&ctr[..], &["--param", "epochs=0"]].concat());
+    assert!(!refused && stderr.contains("epochs"), "{stderr}");
+    let (refused, _, stderr) = train_offline(&data_dir, &["--app", "nowhere", "--function", "ctr"]);
+    assert!(!refused && stderr.contains("--app: no app group"), "{stderr}");
 }
