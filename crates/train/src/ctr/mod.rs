@@ -84,7 +84,7 @@ use self::features::{
     biz_feature, example_features,
 };
 use self::learners::{Hyper, Learner, PassMode, run_pass};
-use crate::common::{FastMap, PhaseProgress, TimeRange, date_of};
+use crate::common::{FastMap, PhaseProgress, TextTable, TimeRange, date_of};
 use crate::pop::{ItemTotals, area_under_curve, fit_prior};
 use crate::{TrainError, TrainedModel, TrainingContext, TrainingInput};
 
@@ -220,17 +220,10 @@ struct Prepared {
     config: FeatureConfig,
     spilled: Spilled,
     joined: Joined,
-    /// Features of every item known (documents, ITEM_INFO, behavior), with their ids.
-    item_ids: Vec<String>,
-    item_features: Vec<ItemFeatures>,
-    /// Interned behavior item → index into `item_features`.
-    behavior_items: Vec<u32>,
-    /// Features of every user with a USER record, and of every behavior user, with their ids.
-    user_ids: Vec<String>,
-    user_features: Vec<UserFeatures>,
-    user_has_record: Vec<bool>,
-    /// Interned behavior user → index into `user_features`.
-    behavior_users: Vec<u32>,
+    /// Every item known (documents, ITEM_INFO, behavior).
+    items: IdTable<ItemFeatures>,
+    /// Every user with a USER record, and every behavior user.
+    users: IdTable<UserFeatures>,
     /// Interned business → its feature.
     businesses: Vec<Feature>,
     report: serde_json::Value,
@@ -240,14 +233,12 @@ impl Prepared {
     /// The features of an example, into `out`.
     fn features_of(&self) -> impl Fn(&Example, &mut Vec<Feature>) + Sync + '_ {
         let config = &self.config;
-        let items = &self.item_features;
-        let users = &self.user_features;
-        let behavior_items = &self.behavior_items;
-        let behavior_users = &self.behavior_users;
+        let items = &self.items;
+        let users = &self.users;
         let businesses = &self.businesses;
         move |example: &Example, out: &mut Vec<Feature>| {
-            let item = &items[behavior_items[example.item as usize] as usize];
-            let user = &users[behavior_users[example.user as usize] as usize];
+            let item = items.of_behavior(example.item);
+            let user = users.of_behavior(example.user);
             let context = ContextFeatures::with_biz(&config.space, businesses[example.biz as usize], example.time);
             example_features(config, user, item, &context, example.history, out);
         }
@@ -265,6 +256,74 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
 
 /// Something made of each record, by key, with the sequence of the version it was made of.
 type LatestRecords<T> = FastMap<String, (u64, T)>;
+
+/// Ids and their features: first every id with a record (sorted, so a run is deterministic),
+/// then each id that only behavior names.
+struct IdTable<F> {
+    ids: Vec<String>,
+    features: Vec<F>,
+    /// The first `with_record` ids have a record.
+    with_record: usize,
+    /// Interned behavior id → index into `features`.
+    behavior: Vec<u32>,
+    /// Behavior ids that have a record.
+    behavior_with_record: u64,
+}
+
+impl<F: Default> IdTable<F> {
+    /// The table of `records`, then of the ids of `behavior_ids` without one, whose features
+    /// `build_without_record` makes.
+    fn new(
+        mut records: LatestRecords<F>,
+        behavior_ids: &TextTable,
+        build_without_record: impl Fn(&str) -> F,
+    ) -> IdTable<F> {
+        let mut ids: Vec<String> = records.keys().cloned().collect();
+        ids.sort_unstable();
+        let mut index_of: FastMap<String, u32> = FastMap::default();
+        let mut features = Vec::with_capacity(ids.len());
+        for (index, id) in ids.iter().enumerate() {
+            features.push(records.remove(id).map(|(_, built)| built).unwrap_or_default());
+            index_of.insert(id.clone(), index as u32);
+        }
+        drop(records);
+        let with_record = ids.len();
+        let mut behavior = Vec::with_capacity(behavior_ids.len());
+        let mut behavior_with_record = 0u64;
+        for interned in 0..behavior_ids.len() as u32 {
+            let id = behavior_ids.text(interned);
+            let index = match index_of.get(id) {
+                Some(index) => {
+                    behavior_with_record += 1;
+                    *index
+                }
+                None => {
+                    ids.push(id.to_string());
+                    features.push(build_without_record(id));
+                    (features.len() - 1) as u32
+                }
+            };
+            behavior.push(index);
+        }
+        IdTable { ids, features, with_record, behavior, behavior_with_record }
+    }
+}
+
+impl<F> IdTable<F> {
+    /// The features of an interned behavior id.
+    fn of_behavior(&self, interned: u32) -> &F {
+        &self.features[self.behavior[interned as usize] as usize]
+    }
+
+    /// Each id's counts, from counts by interned behavior id (ids behavior never names: zero).
+    fn counts_by_id(&self, by_interned: &[PriorCounts]) -> Vec<PriorCounts> {
+        let mut counts = vec![PriorCounts::default(); self.features.len()];
+        for (index, interned_counts) in self.behavior.iter().zip(by_interned) {
+            counts[*index as usize] = *interned_counts;
+        }
+        counts
+    }
+}
 
 /// `build` applied to the latest version of each `ITEM_INFO` or `USER` record, by key. Only
 /// what `build` makes is kept (features, not the records' JSON), so memory stays per key small.
@@ -360,71 +419,17 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
             items_with_documents += 1;
         }
     }
-    let mut item_ids: Vec<String> = known_items.keys().cloned().collect();
-    item_ids.sort_unstable();
-    let mut item_index: FastMap<String, u32> = FastMap::default();
-    let mut item_features = Vec::with_capacity(item_ids.len());
-    for (index, item_id) in item_ids.iter().enumerate() {
-        let features = known_items.remove(item_id).map(|(_, features)| features).unwrap_or_default();
-        item_features.push(features);
-        item_index.insert(item_id.clone(), index as u32);
-    }
-    drop(known_items);
-    let mut behavior_items = Vec::with_capacity(spilled.items.len());
-    let mut behavior_items_with_features = 0u64;
-    for interned in 0..spilled.items.len() as u32 {
-        let item_id = spilled.items.text(interned);
-        let index = match item_index.get(item_id) {
-            Some(index) => {
-                behavior_items_with_features += 1;
-                *index
-            }
-            None => {
-                item_ids.push(item_id.to_string());
-                item_features.push(ItemFeatures::build(&space, &settings.item_fields, item_id, None));
-                (item_features.len() - 1) as u32
-            }
-        };
-        behavior_items.push(index);
-    }
-    drop(item_index);
+    let items = IdTable::new(known_items, &spilled.items, |item_id| {
+        ItemFeatures::build(&space, &settings.item_fields, item_id, None)
+    });
 
     // Users: every USER record, then behavior-only users.
     context.set_progress(READ_END - 1);
     let build_user = |user_id: &str, fields: &serde_json::Map<String, serde_json::Value>| {
         UserFeatures::build(&space, &settings.user_fields, user_id, Some(fields))
     };
-    let mut user_records = latest_records(input, context, DatasetKind::Users, build_user)?;
-    let mut user_ids: Vec<String> = user_records.keys().cloned().collect();
-    user_ids.sort_unstable();
-    let mut user_index: FastMap<String, u32> = FastMap::default();
-    let mut user_features = Vec::with_capacity(user_ids.len());
-    for (index, user_id) in user_ids.iter().enumerate() {
-        let features = user_records.remove(user_id).map(|(_, features)| features).unwrap_or_default();
-        user_features.push(features);
-        user_index.insert(user_id.clone(), index as u32);
-    }
-    drop(user_records);
-    let mut user_has_record = vec![true; user_ids.len()];
-    let mut behavior_users = Vec::with_capacity(spilled.users.len());
-    let mut behavior_users_with_records = 0u64;
-    for interned in 0..spilled.users.len() as u32 {
-        let user_id = spilled.users.text(interned);
-        let index = match user_index.get(user_id) {
-            Some(index) => {
-                behavior_users_with_records += 1;
-                *index
-            }
-            None => {
-                user_ids.push(user_id.to_string());
-                user_features.push(UserFeatures::anonymous(&space, user_id));
-                user_has_record.push(false);
-                (user_features.len() - 1) as u32
-            }
-        };
-        behavior_users.push(index);
-    }
-    drop(user_index);
+    let user_records = latest_records(input, context, DatasetKind::Users, build_user)?;
+    let users = IdTable::new(user_records, &spilled.users, |user_id| UserFeatures::anonymous(&space, user_id));
     let businesses: Vec<Feature> =
         (0..spilled.businesses.len() as u32).map(|index| biz_feature(&space, spilled.businesses.text(index))).collect();
     context.set_progress(READ_END);
@@ -512,26 +517,12 @@ fn prepare(input: &TrainingInput<'_>, context: &TrainingContext) -> Result<Prepa
         "item_info_records": item_info_records,
         "items_with_documents": items_with_documents,
         "behavior_items": spilled.items.len(),
-        "behavior_items_with_fields": behavior_items_with_features,
-        "users_with_records": user_has_record.iter().filter(|has| **has).count(),
+        "behavior_items_with_fields": items.behavior_with_record,
+        "users_with_records": users.with_record,
         "behavior_users": spilled.users.len(),
-        "behavior_users_with_records": behavior_users_with_records,
+        "behavior_users_with_records": users.behavior_with_record,
     });
-    Ok(Prepared {
-        settings,
-        config,
-        spilled,
-        joined,
-        item_ids,
-        item_features,
-        behavior_items,
-        user_ids,
-        user_features,
-        user_has_record,
-        behavior_users,
-        businesses,
-        report,
-    })
+    Ok(Prepared { settings, config, spilled, joined, items, users, businesses, report })
 }
 
 fn types_in_words(by_type: &std::collections::BTreeMap<String, u64>) -> String {
@@ -768,40 +759,18 @@ pub(crate) fn train_traced(
 /// The model to serve: the weights, every item with its counts over all examples, and every
 /// user with a USER record or an example, with its counts.
 fn served_model(prepared: Prepared, weights: learners::ExportedWeights, now_seconds: i64) -> CtrModel {
-    let Prepared {
-        settings,
-        config,
-        joined,
-        item_ids,
-        item_features,
-        behavior_items,
-        user_ids,
-        user_features,
-        user_has_record,
-        behavior_users,
-        ..
-    } = prepared;
-    let mut item_counts = vec![PriorCounts::default(); item_features.len()];
-    for (interned, index) in behavior_items.iter().enumerate() {
-        if let Some(final_counts) = joined.final_counts.get(interned) {
-            item_counts[*index as usize] = *final_counts;
-        }
+    let Prepared { settings, config, joined, items, users, .. } = prepared;
+    let item_counts = items.counts_by_id(&joined.final_counts);
+    let mut known_items = FastMap::default();
+    known_items.reserve(items.ids.len());
+    for ((item_id, features), counts) in items.ids.into_iter().zip(items.features).zip(item_counts) {
+        known_items.insert(item_id, KnownItem { features, counts });
     }
-    let mut items = FastMap::default();
-    items.reserve(item_ids.len());
-    for ((item_id, features), counts) in item_ids.into_iter().zip(item_features).zip(item_counts) {
-        items.insert(item_id, KnownItem { features, counts });
-    }
-    let mut user_counts = vec![PriorCounts::default(); user_features.len()];
-    for (interned, index) in behavior_users.iter().enumerate() {
-        if let Some(final_counts) = joined.final_user_counts.get(interned) {
-            user_counts[*index as usize] = *final_counts;
-        }
-    }
-    let mut users = FastMap::default();
-    for (((user_id, features), has_record), counts) in
-        user_ids.into_iter().zip(user_features).zip(user_has_record).zip(user_counts)
+    let user_counts = users.counts_by_id(&joined.final_user_counts);
+    let mut known_users = FastMap::default();
+    for (index, ((user_id, features), counts)) in users.ids.into_iter().zip(users.features).zip(user_counts).enumerate()
     {
+        let has_record = index < users.with_record;
         if !has_record && counts.exposures == 0 {
             continue;
         }
@@ -810,9 +779,9 @@ fn served_model(prepared: Prepared, weights: learners::ExportedWeights, now_seco
         if !field_features.is_empty() {
             field_features.remove(0);
         }
-        users.insert(user_id, KnownUser { features: field_features, field_keys, counts });
+        known_users.insert(user_id, KnownUser { features: field_features, field_keys, counts });
     }
-    CtrModel::new(settings.model, config, now_seconds, weights, items, users)
+    CtrModel::new(settings.model, config, now_seconds, weights, known_items, known_users)
 }
 
 /// Writes the examples the trainer would train on (`train_out`, in training order) and
