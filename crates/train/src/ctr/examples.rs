@@ -431,6 +431,26 @@ struct Pending {
     example: Example,
 }
 
+impl Pending {
+    /// The example an event starts: an impression (unlabelled until a click joins it), or a
+    /// label event without one (`without_exposure`: positive at once).
+    fn of_event(event: &RawEvent, split: &Split, without_exposure: bool) -> Pending {
+        Pending {
+            key: event.key,
+            without_exposure,
+            holdout: split.is_holdout(event.time, event.key),
+            example: Example {
+                time: event.time,
+                user: event.user,
+                item: event.item,
+                biz: event.biz,
+                label: without_exposure,
+                history: History::default(),
+            },
+        }
+    }
+}
+
 /// A change of an item's counts at a time, or an example reading them.
 #[derive(Debug, Clone, Copy)]
 enum Moment {
@@ -526,19 +546,7 @@ impl Joiner {
                 continue;
             }
             today_keys.insert(event.key, today.len());
-            today.push(Pending {
-                key: event.key,
-                without_exposure: false,
-                holdout: self.split.is_holdout(event.time, event.key),
-                example: Example {
-                    time: event.time,
-                    user: event.user,
-                    item: event.item,
-                    biz: event.biz,
-                    label: false,
-                    history: History::default(),
-                },
-            });
+            today.push(Pending::of_event(event, &self.split, false));
             self.report.impressions += 1;
         }
         let mut moments: Vec<(i64, Moment)> =
@@ -564,19 +572,7 @@ impl Joiner {
                 None => {
                     today_keys.insert(event.key, today.len());
                     moments.push((event.time, Moment::Example { index: today.len() }));
-                    today.push(Pending {
-                        key: event.key,
-                        without_exposure: true,
-                        holdout: self.split.is_holdout(event.time, event.key),
-                        example: Example {
-                            time: event.time,
-                            user: event.user,
-                            item: event.item,
-                            biz: event.biz,
-                            label: true,
-                            history: History::default(),
-                        },
-                    });
+                    today.push(Pending::of_event(event, &self.split, true));
                     self.report.labels_without_exposure += 1;
                 }
             }
