@@ -538,6 +538,12 @@ const CTR_CREATE: &[ParameterSpec] = &[
         ParameterRule::Number { min: 0.000001, max: 10.0 },
         "FTRL-Proximal learning rate (alpha) of the linear weights",
     ),
+    optional(
+        "ftrl_beta",
+        Some("1"),
+        ParameterRule::Number { min: 0.000001, max: 100.0 },
+        "FTRL-Proximal beta: a coordinate's first step is learning_rate / ftrl_beta, smaller lets rare features (user and item ids) learn faster",
+    ),
     optional("l1", Some("0.0001"), ParameterRule::Number { min: 0.0, max: 100.0 }, "L1 regularization"),
     optional("l2", Some("0.0001"), ParameterRule::Number { min: 0.0, max: 100.0 }, "L2 regularization"),
     optional("factors", Some("8"), ParameterRule::Integer { min: 1, max: 128 }, "latent factors per feature (fm only)"),

@@ -58,7 +58,7 @@ pub enum Model {
     Hot(HotModel),
     Hint(HintModel),
     Pop(PopModel),
-    /// `trainyard.ctr.v1`, binary: loaded and validated by the trainer's own code.
+    /// `trainyard.ctr.v2`, binary: loaded and validated by the trainer's own code.
     Ctr(Box<CtrModel>),
 }
 

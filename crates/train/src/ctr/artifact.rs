@@ -1,20 +1,21 @@
 //! The ctr artifact: a versioned, checksummed binary file, and [`CtrModel`], which loads it
 //! (validating every byte) and scores items with the same feature code as training.
 //!
-//! # Format `trainyard.ctr.v1` (recommended extension `.tyctr`)
+//! # Format `trainyard.ctr.v2` (recommended extension `.tyctr`)
 //! Little-endian throughout; `str` is a `u32` byte length and that many bytes of UTF-8;
 //! `feature` is a `u32` slot and an `f32` value.
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `TYCTRMDL` |
-//! | 4 | format version `u32` = 1 ([`FORMAT_VERSION`]) |
+//! | 4 | format version `u32` = 2 ([`FORMAT_VERSION`]; version 1, without the user scales, is refused: retrain) |
 //! | 4 | feature version `u32` ([`super::features::FEATURE_VERSION`]): the model is scored only with the features it was trained on |
 //! | 1 | model kind: 0 = `ftrl_lr`, 1 = `fm` |
 //! | 1 | hash bits `b` (1..=31): slots are `0..2^b` |
-//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses, bit 2 = user prior features (`user_history`) |
+//! | 1 | flags: bit 0 = user id × category crosses, bit 1 = user field × category crosses, bit 2 = user prior features (`user_history`), bit 3 = user field × item id crosses |
 //! | 1 | reserved, 0 |
 //! | 4 | factors `k` `u32` (0 for `ftrl_lr`, 1..=1024 for `fm`) |
+//! | 4 + 4 | the user scales ([`UserScales`]): the user id feature's value, the user id × category crosses' factor, `f32` each (finite, in (0, 1000]) |
 //! | 8 | generated at, Unix seconds `i64` |
 //! | 4 | bias `f32` |
 //! | 8 + 8 + 4 | the items' smoothing prior: strength `f64` (> 0), center `f64` (in (0, 1)), band count `u32` (≥ 1) |
@@ -40,21 +41,28 @@ use sha2::{Digest, Sha256};
 
 use super::features::{
     Context, ContextFeatures, FEATURE_VERSION, Feature, FeatureConfig, FeatureSpace, FieldTag, History, ItemFeatures,
-    PriorCounts, SmoothingPrior, UserFeatures, example_features, hash_text,
+    PriorCounts, SmoothingPrior, UserFeatures, UserScales, example_features, hash_text,
 };
 use super::learners::{ExportedWeights, Scratch, WeightSource, forward, sigmoid};
 use crate::common::FastMap;
 
 /// The artifact's format tag (as reported in metrics and by [`CtrModel::describe`]).
-pub const FORMAT: &str = "trainyard.ctr.v1";
+pub const FORMAT: &str = "trainyard.ctr.v2";
 /// The first bytes of every ctr artifact.
 pub const MAGIC: &[u8; 8] = b"TYCTRMDL";
 /// The version of the byte layout.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the checksum at the end.
 const CHECKSUM_BYTES: usize = 32;
 /// The most factors a loaded model may have (the catalog allows 128).
 const MAX_FACTORS: usize = 1024;
+/// The largest weight (bias, linear weight or factor) an artifact may hold. Trained weights stay
+/// many orders of magnitude below (FTRL's are at most about `learning_rate × √examples`); a
+/// finite but huge value would make a score infinite or NaN, so the loader refuses it and the
+/// trainer fails a run that diverged that far instead of storing a model it could not serve.
+pub const MAX_WEIGHT: f32 = 1.0e6;
+/// The largest user scale a loaded model may have.
+const MAX_USER_SCALE: f32 = 1000.0;
 
 /// Why an artifact was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,12 +190,14 @@ impl CtrModel {
             "items": self.items.len(),
             "users": self.users.len(),
             "generated_at": self.generated_at,
+            "user_scales": {"id": self.config.user_scales.id,
+                            "id_cross_category": self.config.user_scales.id_cross_category},
             "prior": {"strength": self.config.prior.strength, "center": self.config.prior.center,
                       "bands": self.config.prior.bands.len()},
         })
     }
 
-    /// The features of a user: the id's, plus the stored field features of a known one; and
+    /// The features of a user: its id, plus the stored field features of a known one; and
     /// its counts (none for an unknown user).
     pub(crate) fn user_features(&self, user_id: &str) -> (UserFeatures, PriorCounts) {
         let space = &self.config.space;
@@ -242,8 +252,10 @@ impl CtrModel {
 
     fn unknown_item(&self, item_id: &str) -> ItemFeatures {
         let space = &self.config.space;
+        let id_hash = hash_text(FieldTag::ItemId, item_id.as_bytes());
         ItemFeatures {
-            features: vec![Feature { slot: space.slot(hash_text(FieldTag::ItemId, item_id.as_bytes())), value: 1.0 }],
+            id_hash,
+            features: vec![Feature { slot: space.slot(id_hash), value: 1.0 }],
             cross_keys: Vec::new(),
         }
     }
@@ -259,10 +271,13 @@ impl CtrModel {
         out.push(
             u8::from(self.config.cross_user)
                 | (u8::from(self.config.cross_user_fields) << 1)
-                | (u8::from(self.config.user_history) << 2),
+                | (u8::from(self.config.user_history) << 2)
+                | (u8::from(self.config.cross_user_fields_item) << 3),
         );
         out.push(0);
         out.extend_from_slice(&(self.factors as u32).to_le_bytes());
+        out.extend_from_slice(&self.config.user_scales.id.to_le_bytes());
+        out.extend_from_slice(&self.config.user_scales.id_cross_category.to_le_bytes());
         out.extend_from_slice(&self.generated_at.to_le_bytes());
         out.extend_from_slice(&self.bias.to_le_bytes());
         write_prior(&mut out, &self.config.prior);
@@ -341,7 +356,7 @@ impl CtrModel {
             return Err(damaged(format!("hash bits {bits} outside 1..=31")));
         }
         let flags = reader.u8("the flags")?;
-        if flags & !0b111 != 0 {
+        if flags & !0b1111 != 0 {
             return Err(damaged(format!("unknown flags {flags:#b}")));
         }
         if reader.u8("the reserved byte")? != 0 {
@@ -357,8 +372,12 @@ impl CtrModel {
             }
             _ => {}
         }
+        let user_scales = UserScales {
+            id: reader.user_scale("the user id scale")?,
+            id_cross_category: reader.user_scale("the user cross scale")?,
+        };
         let generated_at = reader.i64("the generation time")?;
-        let bias = reader.finite_f32("the bias")?;
+        let bias = reader.weight("the bias")?;
         let prior = reader.prior("the item prior")?;
         let user_prior = reader.prior("the user prior")?;
         let space = FeatureSpace::new(bits);
@@ -378,7 +397,7 @@ impl CtrModel {
             }
             previous_slot = Some(slot);
             for _ in 0..row_length {
-                rows.push(reader.finite_f32("a weight")?);
+                rows.push(reader.weight("a weight")?);
             }
             weight_index.insert(slot, row as u32);
         }
@@ -395,7 +414,11 @@ impl CtrModel {
             let features = reader.features(&space)?;
             let cross_keys = reader.keys()?;
             let known = KnownItem {
-                features: ItemFeatures { features, cross_keys },
+                features: ItemFeatures {
+                    id_hash: hash_text(FieldTag::ItemId, item_id.as_bytes()),
+                    features,
+                    cross_keys,
+                },
                 counts: PriorCounts { clicks, exposures },
             };
             if items.insert(item_id.clone(), known).is_some() {
@@ -424,6 +447,8 @@ impl CtrModel {
             cross_user: flags & 1 != 0,
             cross_user_fields: flags & 2 != 0,
             user_history: flags & 4 != 0,
+            cross_user_fields_item: flags & 8 != 0,
+            user_scales,
         };
         Ok(CtrModel { kind, config, generated_at, bias, factors, weight_index, rows, items, users })
     }
@@ -540,6 +565,22 @@ impl Reader<'_> {
         Ok(value)
     }
 
+    fn weight(&mut self, what: &str) -> Result<f32, ArtifactError> {
+        let value = self.finite_f32(what)?;
+        if value.abs() > MAX_WEIGHT {
+            return Err(damaged(format!("{what} {value:e} is beyond ±{MAX_WEIGHT:e}")));
+        }
+        Ok(value)
+    }
+
+    fn user_scale(&mut self, what: &str) -> Result<f32, ArtifactError> {
+        let value = self.finite_f32(what)?;
+        if !(value > 0.0 && value <= MAX_USER_SCALE) {
+            return Err(damaged(format!("{what} {value} is not within (0, {MAX_USER_SCALE}]")));
+        }
+        Ok(value)
+    }
+
     fn probability(&mut self, what: &str) -> Result<f64, ArtifactError> {
         let value = self.f64(what)?;
         if !(value > 0.0 && value < 1.0) {
@@ -584,7 +625,12 @@ impl Reader<'_> {
                 let _ = write!(message, "feature slot {slot} is outside the 2^{} slots", space.bits());
                 return Err(damaged(message));
             }
+            // Stored features (item fields, user fields) are 1 or 1/√n; the scaled and real-valued
+            // ones are made at scoring time.
             let value = self.finite_f32("a feature value")?;
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(damaged(format!("a feature value {value} is not within (0, 1]")));
+            }
             features.push(Feature { slot, value });
         }
         Ok(features)

@@ -13,12 +13,16 @@
 //!
 //! | group | features | value |
 //! |---|---|---|
-//! | user | its id; each `user_fields` value of its USER record (`name=value`, lower-cased; a number also as its leading-digit bucket, e.g. age 23 → `2e1`) | 1 |
+//! | user | its id; each `user_fields` value of its USER record (`name=value`, lower-cased; a number also as its leading-digit bucket, e.g. age 23 → `2e1`) | the id [`UserScales::id`]; fields 1 |
 //! | item | its id; title tokens; description tokens; tags; category values | 1 for the id; `1/√n` for the n values of a multi-valued field |
 //! | context | `biz_id`; hour of day (UTC); weekday (UTC) | 1 |
-//! | crosses | user id × each category value; each user field × each category value (numbers by bucket) | `1/√n` over the crosses of each kind |
+//! | crosses | user id × each category value; each user field × each category value (numbers by bucket); each user field × the item id | `1/√n` over the crosses of each kind, the first kind times [`UserScales::id_cross_category`] |
 //! | item prior | the item's smoothed click-through rate `p` from the examples before: `logit p − logit μ` (μ the prior's center) on one slot; `logit p` in buckets of 0.25; the log2 bucket of the item's exposures so far | real; 1; 1 |
 //! | user prior (only with `user_history=true`) | the same three of the user's own click-through rate over the examples before (the user's examples are its exposures), with a prior fitted on the users | real; 1; 1 |
+//!
+//! The user field × item id cross is what a linear model needs to learn "who likes this item"
+//! for a user it has not seen (a time split's held-out users are mostly new): measured on
+//! MovieLens (ftrl_lr) it adds +0.003 AUC on a time split and +0.002 on a random one.
 //!
 //! The user prior is off by default: measured on MovieLens it helps a random split little
 //! (+0.002 AUC) and hurts a time split (−0.01 with 10 % held out), where most held-out users
@@ -36,7 +40,7 @@ use serde_json::Value;
 
 /// The version of the feature definitions (hash, tags, tokenizer, layout) an artifact was made
 /// with: a model is only scored with the features it was trained on.
-pub const FEATURE_VERSION: u32 = 3;
+pub const FEATURE_VERSION: u32 = 4;
 /// Distinct tokens kept per text field.
 pub const MAX_TOKENS_PER_FIELD: usize = 48;
 /// Category values (or tags) crossed with the user, at most.
@@ -76,6 +80,7 @@ pub enum FieldTag {
     UserPriorLogit = 16,
     UserPriorBucket = 17,
     UserPriorVolume = 18,
+    UserFieldCrossItem = 19,
 }
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -329,6 +334,8 @@ pub struct ItemFieldNames {
 /// the artifact).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ItemFeatures {
+    /// The hash of the item id (crossed with the user's fields).
+    pub id_hash: u64,
     /// Id, title, description, tags, category features.
     pub features: Vec<Feature>,
     /// Hashes of the values crossed with the user: category values, else tags.
@@ -343,10 +350,11 @@ impl ItemFeatures {
         item_id: &str,
         fields: Option<&serde_json::Map<String, Value>>,
     ) -> ItemFeatures {
-        let mut features = vec![space.feature(hash_text(FieldTag::ItemId, item_id.as_bytes()), 1.0)];
+        let id_hash = hash_text(FieldTag::ItemId, item_id.as_bytes());
+        let mut features = vec![space.feature(id_hash, 1.0)];
         let mut cross_keys = Vec::new();
         let Some(fields) = fields else {
-            return ItemFeatures { features, cross_keys };
+            return ItemFeatures { id_hash, features, cross_keys };
         };
         let field = |name: &Option<String>| name.as_deref().and_then(|name| fields.get(name));
         let mut hashes = Vec::new();
@@ -387,16 +395,16 @@ impl ItemFeatures {
         }
         cross_keys = if names.category.is_some() { category_hashes } else { tag_hashes };
         cross_keys.truncate(MAX_CROSS_VALUES);
-        ItemFeatures { features, cross_keys }
+        ItemFeatures { id_hash, features, cross_keys }
     }
 }
 
 /// A user's own features, computed once per user.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserFeatures {
-    /// The hash of the user id (crossed with categories).
+    /// The hash of the user id: its feature (valued by [`UserScales::id`]) and its crosses.
     pub id_hash: u64,
-    /// Id and user-field features.
+    /// The user-field features (what the artifact's user table stores).
     pub features: Vec<Feature>,
     /// One hash per user field value, crossed with categories.
     pub field_keys: Vec<u64>,
@@ -412,14 +420,14 @@ impl UserFeatures {
         fields: Option<&serde_json::Map<String, Value>>,
     ) -> UserFeatures {
         let id_hash = hash_text(FieldTag::UserId, user_id.as_bytes());
-        let mut user = UserFeatures { id_hash, features: vec![space.feature(id_hash, 1.0)], field_keys: Vec::new() };
+        let mut user = UserFeatures { id_hash, features: Vec::new(), field_keys: Vec::new() };
         if let Some(fields) = fields {
             user.extend_with_fields(space, field_names, fields);
         }
         user
     }
 
-    /// The user-field part alone (what the artifact's user table stores), given the id.
+    /// Adds the features of the user's fields.
     pub fn extend_with_fields(
         &mut self,
         space: &FeatureSpace,
@@ -534,6 +542,21 @@ pub struct History {
     pub user: PriorCounts,
 }
 
+/// The values of the features made of the user id: in both learners a feature's value scales its
+/// steps (FTRL-Proximal's and AdaGrad's per-coordinate rates adapt to the gradients' size, so a
+/// feature of value `c` moves the score about `c` times as far per example), which makes these
+/// the learning-rate multipliers of the user's own group. A user id is the rarest feature of an
+/// example — one per user, seen only on that user's examples — and learns too slowly at the
+/// rates that suit the shared features; the trainer picks the values per model
+/// (see `super::user_scales_of`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserScales {
+    /// The user id feature.
+    pub id: f32,
+    /// The user id × category crosses (times `1/√n` over the item's `n` values).
+    pub id_cross_category: f32,
+}
+
 /// Everything [`example_features`] needs besides the user, item and context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureConfig {
@@ -546,6 +569,10 @@ pub struct FeatureConfig {
     pub cross_user: bool,
     /// Cross the user's field values with the item's category values.
     pub cross_user_fields: bool,
+    /// Cross the user's field values with the item id.
+    pub cross_user_fields_item: bool,
+    /// The values of the user-id features.
+    pub user_scales: UserScales,
     /// Add the user's own click-through prior (`user_history`).
     pub user_history: bool,
 }
@@ -562,6 +589,7 @@ pub fn example_features(
 ) {
     out.clear();
     let space = &config.space;
+    out.push(space.feature(user.id_hash, config.user_scales.id));
     out.extend_from_slice(&user.features);
     out.extend_from_slice(&item.features);
     out.push(context.biz);
@@ -569,7 +597,7 @@ pub fn example_features(
     out.push(context.weekday);
     if !item.cross_keys.is_empty() {
         if config.cross_user {
-            let value = (1.0 / (item.cross_keys.len() as f64).sqrt()) as f32;
+            let value = config.user_scales.id_cross_category * (1.0 / (item.cross_keys.len() as f64).sqrt()) as f32;
             for key in &item.cross_keys {
                 out.push(space.feature(hash_pair(FieldTag::UserCrossCategory, user.id_hash, *key), value));
             }
@@ -581,6 +609,12 @@ pub fn example_features(
                     out.push(space.feature(hash_pair(FieldTag::UserFieldCrossCategory, *field, *key), value));
                 }
             }
+        }
+    }
+    if config.cross_user_fields_item && !user.field_keys.is_empty() {
+        let value = (1.0 / (user.field_keys.len() as f64).sqrt()) as f32;
+        for field in &user.field_keys {
+            out.push(space.feature(hash_pair(FieldTag::UserFieldCrossItem, *field, item.id_hash), value));
         }
     }
     let item_tags = [FieldTag::PriorLogit, FieldTag::PriorBucket, FieldTag::PriorVolume];
@@ -686,16 +720,16 @@ mod tests {
         let fields = json!({"age": 23, "gender": "M", "occupation": "Student", "zip": "55414"});
         let names = vec!["age".to_string(), "gender".to_string(), "occupation".to_string()];
         let user = UserFeatures::build(&space(), &names, "u1", fields.as_object());
-        // id, age bucket, exact age, gender, occupation.
-        assert_eq!(user.features.len(), 5, "{user:?}");
+        // age bucket, exact age, gender, occupation (the id is not among them).
+        assert_eq!(user.features.len(), 4, "{user:?}");
         assert_eq!(user.field_keys.len(), 3, "the age bucket, gender and occupation cross");
         let older = json!({"age": 27});
         let same_decade = UserFeatures::build(&space(), &names, "u2", older.as_object());
         assert_eq!(same_decade.field_keys[0], user.field_keys[0], "23 and 27 share the bucket 2e1");
-        assert_ne!(same_decade.features[2], user.features[2], "but not the exact value");
+        assert_ne!(same_decade.features[1], user.features[1], "but not the exact value");
         let lower = json!({"occupation": "student"});
         let student = UserFeatures::build(&space(), &names, "u3", lower.as_object());
-        assert_eq!(student.features[1], user.features[4], "values are lower-cased");
+        assert_eq!(student.features[0], user.features[3], "values are lower-cased");
         assert_eq!(number_bucket(23.0), "2e1");
         assert_eq!(number_bucket(0.05), "5e-2");
         assert_eq!(number_bucket(-300.0), "-3e2");
@@ -728,20 +762,39 @@ mod tests {
             user_prior: SmoothingPrior { strength: 5.0, center: 0.5, bands: vec![(1, 0.5)] },
             cross_user: true,
             cross_user_fields: true,
+            cross_user_fields_item: true,
+            user_scales: UserScales { id: 3.0, id_cross_category: 2.0 },
             user_history: true,
         };
         let mut features = Vec::new();
         let history = History { item: PriorCounts { clicks: 5, exposures: 10 }, user: PriorCounts::default() };
         example_features(&config, &user, &item, &context, history, &mut features);
-        // user 2 + item 5 + context 3 + user×tag 2 + gender×tag 2 + item prior 3 + user prior 3.
-        assert_eq!(features.len(), 20, "{features:?}");
-        assert_eq!(&features[..2], &user.features[..]);
+        // user 2 + item 5 + context 3 + user×tag 2 + gender×tag 2 + gender×item 1 + item prior 3
+        // + user prior 3.
+        assert_eq!(features.len(), 21, "{features:?}");
+        assert_eq!(features[0], config.space.feature(user.id_hash, 3.0), "the id, valued by its scale");
+        assert_eq!(&features[1..2], &user.features[..]);
         assert_eq!(&features[2..7], &item.features[..]);
+        let user_cross = |tag: u64| {
+            config.space.feature(
+                hash_pair(FieldTag::UserCrossCategory, user.id_hash, tag),
+                2.0 * std::f32::consts::FRAC_1_SQRT_2,
+            )
+        };
+        assert_eq!(features[10], user_cross(item.cross_keys[0]), "user × tag, times its scale");
+        assert_eq!(features[11], user_cross(item.cross_keys[1]));
+        let gender_item = hash_pair(FieldTag::UserFieldCrossItem, user.field_keys[0], item.id_hash);
+        assert_eq!(features[14], config.space.feature(gender_item, 1.0), "gender × item");
         // The prior: (5 + 2.5) / 20 = 0.375, centered on 0.25.
         let expected = ((0.375f64 / 0.625).ln() - (0.25f64 / 0.75).ln()) as f32;
-        assert!((features[14].value - expected).abs() < 1e-6, "{features:?}");
+        assert!((features[15].value - expected).abs() < 1e-6, "{features:?}");
         let mut again = Vec::new();
         example_features(&config, &user, &item, &context, history, &mut again);
         assert_eq!(features, again);
+        let unscaled = FeatureConfig { user_scales: UserScales { id: 1.0, id_cross_category: 1.0 }, ..config.clone() };
+        example_features(&unscaled, &user, &item, &context, history, &mut again);
+        assert_eq!(again[0].value, 1.0);
+        assert_eq!(again[1..10], features[1..10], "the scales touch only the user id's features");
+        assert_eq!(again[12..], features[12..]);
     }
 }

@@ -8,9 +8,11 @@ use trainyard_data::records::{
     BehaviorEvent, CollectionRecord, DatasetKind, DocumentCommand, DocumentRecord, IngestRecord,
 };
 
-use super::artifact::{ArtifactError, CtrModel};
+use super::artifact::{ArtifactError, CtrModel, ModelKind};
 use super::features::{Context, History, PriorCounts};
-use super::{export_vw_examples, train, train_traced};
+use super::{
+    check_weights_bounded, examples_per_user, export_vw_examples, learners, train, train_traced, user_scales_of,
+};
 use crate::common::DAY_SECONDS;
 use crate::test_support::{Fixture, NOW, Random, context, event_in, input};
 use crate::{TrainError, TrainedModel, TrainingContext};
@@ -142,7 +144,7 @@ fn metric(model: &TrainedModel, name: &str) -> f64 {
 fn both_models_learn_a_planted_user_by_category_effect() {
     let fixture = planted_app(12_000, 7);
     for model in ["ftrl_lr", "fm"] {
-        let parameters = with(&[("model", model), ("learning_rate", "0.1")]);
+        let parameters = with(&[("model", model), ("learning_rate", "0.1"), ("ftrl_beta", "0.5")]);
         let trained = trained(&fixture, &parameters);
         let auc = metric(&trained, "auc");
         let baseline = metric(&trained, "baseline_auc");
@@ -156,11 +158,17 @@ fn both_models_learn_a_planted_user_by_category_effect() {
             assert!(metric(&trained, name) > 0.0, "{name}: {}", trained.metrics);
         }
         assert_eq!(trained.metrics["model"], model);
+        assert_eq!(trained.metrics["ftrl_beta"], 0.5);
         assert_eq!(trained.data_report["items_with_documents"], 100);
         assert_eq!(trained.data_report["users_with_records"], 200);
         let model = CtrModel::load(&trained.artifact).unwrap();
         assert_eq!(model.items_known(), 100);
         assert_eq!(model.users_known(), 200);
+        let examples_per_user = trained.data_report["training_examples_per_user"].as_f64().unwrap();
+        let expected = user_scales_of(model.kind(), examples_per_user);
+        assert!(expected.id > 1.0, "{examples_per_user} examples per user scale the user id up");
+        assert_eq!(model.describe()["user_scales"]["id"], expected.id, "the user scales travel in the artifact");
+        assert_eq!(trained.metrics["user_scales"]["id"], expected.id);
     }
     // Two Hogwild threads learn as well (not deterministically: the order of updates varies).
     let hogwild = trained(&fixture, &with(&[("model", "fm"), ("learning_rate", "0.1"), ("threads", "2")]));
@@ -482,11 +490,19 @@ fn a_damaged_artifact_is_rejected_with_a_clear_error() {
     bits[17] = 0;
     assert!(error(&resealed(bits)).contains("hash bits 0"));
     let mut format = artifact.clone();
-    format[8] = 2;
-    assert!(matches!(CtrModel::load(&format), Err(ArtifactError::Unsupported(_))));
+    format[8] = 1;
+    let refused = CtrModel::load(&format).expect_err("a version 1 artifact loaded");
+    assert!(matches!(refused, ArtifactError::Unsupported(_)));
+    assert!(refused.to_string().contains("format version 1, this build reads version 2"), "{refused}");
+    let mut flags = artifact.clone();
+    flags[18] |= 0x10;
+    assert!(error(&resealed(flags)).contains("unknown flags"));
+    let mut scale = artifact.clone();
+    scale[24..28].copy_from_slice(&0f32.to_le_bytes());
+    assert!(error(&resealed(scale)).contains("the user id scale 0 is not within (0, 1000]"), "scale check");
     // The first weight row's slot (after the header, the prior and the row count) beyond 2^12.
-    let item_bands = u32::from_le_bytes(artifact[52..56].try_into().unwrap()) as usize;
-    let user_prior = 56 + 16 * item_bands;
+    let item_bands = u32::from_le_bytes(artifact[60..64].try_into().unwrap()) as usize;
+    let user_prior = 64 + 16 * item_bands;
     let user_bands = u32::from_le_bytes(artifact[user_prior + 16..user_prior + 20].try_into().unwrap()) as usize;
     let first_slot = user_prior + 20 + 16 * user_bands + 8;
     let mut slot = artifact.clone();
@@ -495,6 +511,45 @@ fn a_damaged_artifact_is_rejected_with_a_clear_error() {
     let mut not_finite = artifact.clone();
     not_finite[first_slot + 4..first_slot + 8].copy_from_slice(&f32::NAN.to_le_bytes());
     assert!(error(&resealed(not_finite)).contains("not a finite number"));
+    // Finite but huge: a score would overflow to NaN.
+    let mut huge = artifact.clone();
+    huge[first_slot + 4..first_slot + 8].copy_from_slice(&1.0e30f32.to_le_bytes());
+    let refused = error(&resealed(huge));
+    assert!(refused.contains("a weight 1e30 is beyond ±1e6"), "{refused}");
+}
+
+#[test]
+fn the_user_scales_ramp_up_with_the_users_history() {
+    let scales = |model, examples_per_user| {
+        let scales = user_scales_of(model, examples_per_user);
+        (scales.id, scales.id_cross_category)
+    };
+    assert_eq!(scales(ModelKind::FtrlLr, 0.0), (1.0, 1.0), "no users");
+    assert_eq!(scales(ModelKind::FtrlLr, 5.0), (1.0, 1.0), "a few examples per user: unscaled");
+    assert_eq!(scales(ModelKind::Fm, 16.0), (1.0, 1.0));
+    let (id, cross) = scales(ModelKind::FtrlLr, 32.0);
+    assert!((id - 1.5).abs() < 1e-6 && (cross - 1.5).abs() < 1e-6, "halfway (log scale): {id} {cross}");
+    assert_eq!(scales(ModelKind::FtrlLr, 64.0), (2.0, 2.0));
+    assert_eq!(scales(ModelKind::FtrlLr, 1000.0), (2.0, 2.0));
+    assert_eq!(scales(ModelKind::Fm, 97.0), (5.0, 1.0));
+    let counts = [
+        PriorCounts { clicks: 1, exposures: 10 },
+        PriorCounts { clicks: 0, exposures: 0 },
+        PriorCounts { clicks: 3, exposures: 20 },
+    ];
+    assert_eq!(examples_per_user(&counts), 15.0, "users without examples do not count");
+    assert_eq!(examples_per_user(&[]), 0.0);
+}
+
+#[test]
+fn a_diverged_run_is_refused_before_its_artifact_is_made() {
+    let bounded = learners::ExportedWeights { factors: 0, bias: -1.5, slots: vec![3, 9], rows: vec![0.25, -1.0e5] };
+    assert!(check_weights_bounded(&bounded).is_ok());
+    let diverged = learners::ExportedWeights { rows: vec![0.25, -3.0e7], ..bounded.clone() };
+    let message = check_weights_bounded(&diverged).unwrap_err().to_string();
+    assert!(message.contains("the learning diverged (a weight of -3e7"), "{message}");
+    let nan_bias = learners::ExportedWeights { bias: f32::NAN, ..bounded };
+    assert!(check_weights_bounded(&nan_bias).is_err());
 }
 
 proptest! {
