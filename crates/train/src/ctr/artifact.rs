@@ -40,8 +40,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::features::{
-    Context, ContextFeatures, FEATURE_VERSION, Feature, FeatureConfig, FeatureSpace, FieldTag, History, ItemFeatures,
-    PriorCounts, SmoothingPrior, UserFeatures, UserScales, example_features, hash_text,
+    Context, ContextFeatures, FEATURE_VERSION, Feature, FeatureConfig, FeatureSpace, History, ItemFeatures,
+    ItemFieldNames, PriorCounts, SmoothingPrior, UserFeatures, UserScales, example_features, item_id_hash,
 };
 use super::learners::{ExportedWeights, Scratch, WeightSource, forward, sigmoid};
 use crate::common::FastMap;
@@ -250,14 +250,9 @@ impl CtrModel {
         sigmoid(forward(self, &features, &mut Scratch::default()))
     }
 
+    /// An item without a document: its id feature alone (as training makes it).
     fn unknown_item(&self, item_id: &str) -> ItemFeatures {
-        let space = &self.config.space;
-        let id_hash = hash_text(FieldTag::ItemId, item_id.as_bytes());
-        ItemFeatures {
-            id_hash,
-            features: vec![Feature { slot: space.slot(id_hash), value: 1.0 }],
-            cross_keys: Vec::new(),
-        }
+        ItemFeatures::build(&self.config.space, &ItemFieldNames::default(), item_id, None)
     }
 
     /// The artifact's bytes (see the module documentation).
@@ -414,11 +409,7 @@ impl CtrModel {
             let features = reader.features(&space)?;
             let cross_keys = reader.keys()?;
             let known = KnownItem {
-                features: ItemFeatures {
-                    id_hash: hash_text(FieldTag::ItemId, item_id.as_bytes()),
-                    features,
-                    cross_keys,
-                },
+                features: ItemFeatures { id_hash: item_id_hash(&item_id), features, cross_keys },
                 counts: PriorCounts { clicks, exposures },
             };
             if items.insert(item_id.clone(), known).is_some() {

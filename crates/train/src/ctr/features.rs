@@ -321,6 +321,11 @@ fn push_distinct(list: &mut Vec<u64>, hash: u64) {
     }
 }
 
+/// The hash of an item id: its feature's and its crosses'.
+pub fn item_id_hash(item_id: &str) -> u64 {
+    hash_text(FieldTag::ItemId, item_id.as_bytes())
+}
+
 /// Which document fields make an item's features (the instance's create parameters).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ItemFieldNames {
@@ -350,7 +355,7 @@ impl ItemFeatures {
         item_id: &str,
         fields: Option<&serde_json::Map<String, Value>>,
     ) -> ItemFeatures {
-        let id_hash = hash_text(FieldTag::ItemId, item_id.as_bytes());
+        let id_hash = item_id_hash(item_id);
         let mut features = vec![space.feature(id_hash, 1.0)];
         let mut cross_keys = Vec::new();
         let Some(fields) = fields else {
